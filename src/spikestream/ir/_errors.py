@@ -1,0 +1,9 @@
+"""Errors raised by the IR. A user-facing error names the construct, what was expected and what arrived."""
+
+
+class IRError(ValueError):
+    """An invalid node, graph or shape."""
+
+
+class UnsupportedError(IRError):
+    """A construct spikestream cannot represent; the message lists what is supported."""
