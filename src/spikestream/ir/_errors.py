@@ -1,7 +1,9 @@
 """Errors raised by the IR. A user-facing error names the construct, what was expected and what arrived."""
 
+from spikestream.errors import InputError
 
-class IRError(ValueError):
+
+class IRError(InputError):
     """An invalid node, graph or shape."""
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -168,7 +169,7 @@ def scan(step: Callable, xs: Iterable[Tensor] | Tensor, state, params=None) -> t
 def neuron_param(value, shape: tuple[int, ...], dtype=torch.float32, device=None) -> Tensor:
     """Turn an IR parameter (scalar, per-channel (C,), or per-neuron ``shape``) into a tensor that
     broadcasts against a state of ``shape`` (batch dims in front are fine)."""
-    tensor = torch.as_tensor(value, dtype=dtype, device=device)
+    tensor = torch.tensor(np.array(value), dtype=dtype, device=device)  # copy: IR arrays are read-only
     if tensor.dim() == 1 and len(shape) > 1 and tensor.shape[0] == shape[0] and tuple(shape) != tuple(tensor.shape):
         tensor = tensor.reshape(shape[0], *([1] * (len(shape) - 1)))  # per channel
     return tensor

@@ -1,0 +1,7 @@
+"""python -m spikestream"""
+
+import sys
+
+from spikestream.cli import main
+
+sys.exit(main())

@@ -1,0 +1,191 @@
+"""Streaming execution of a graph over video frames, and time-stepped simulation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from spikestream import ir
+from spikestream.encoding import Encoding, make_encoding
+from spikestream.engine._backends import make_backend
+from spikestream.errors import InputError
+from spikestream.engine._counting import LayerCount, LayerCounter
+from spikestream.engine._executor import GraphExecutor, StepResult
+from spikestream.engine._trace import Trace
+
+# Luma weights (ITU-R BT.601) for colour frames fed to a single-channel model.
+_LUMA = torch.tensor([0.299, 0.587, 0.114])
+
+MaskSource = np.ndarray | Tensor | Callable[[int, Tensor], np.ndarray | Tensor]
+
+
+class FrameShapeError(InputError):
+    """A frame that does not fit the model's input."""
+
+
+def as_frame(frame, input_shape: ir.Shape) -> Tensor:
+    """Normalise one frame to float32 ``input_shape`` = (C, H, W) in [0, 1].
+
+    Accepts numpy or torch; (C, H, W), (H, W, C), or (H, W) when C == 1; colour (H, W, 3) frames
+    are turned to luma for a single-channel model; uint8 is scaled by 1/255, uint16 by 1/65535,
+    floats are taken as they are.
+    """
+    x = frame if isinstance(frame, Tensor) else torch.from_numpy(np.asarray(frame))
+    original_shape = tuple(x.shape)
+    if x.dtype == torch.uint8:
+        x = x.to(torch.float32) / 255.0
+    elif x.dtype == torch.uint16 or (x.dtype == torch.int32 and not isinstance(frame, Tensor)
+                                     and np.asarray(frame).dtype == np.uint16):
+        x = x.to(torch.float32) / 65535.0
+    elif x.dtype == torch.bool or not x.is_floating_point():
+        x = x.to(torch.float32)
+    else:
+        x = x.to(torch.float32)
+    shape = tuple(input_shape)
+    if len(shape) == 3:
+        channels, height, width = shape
+        if tuple(x.shape) == shape:
+            pass
+        elif tuple(x.shape) == (height, width, channels):
+            x = x.permute(2, 0, 1)
+        elif channels == 1 and tuple(x.shape) == (height, width):
+            x = x[None]
+        elif channels == 1 and tuple(x.shape) == (height, width, 3):
+            x = (x @ _LUMA)[None]
+        else:
+            accepted = f"{shape}, {(height, width, channels)}" + (f" or {(height, width)}" if channels == 1 else "")
+            raise FrameShapeError(f"frame of shape {original_shape} does not fit the model input {shape}; "
+                                  f"expected {accepted} (resize the video to {width}x{height})")
+    elif tuple(x.shape) != shape:
+        raise FrameShapeError(f"frame of shape {original_shape} does not fit the model input {shape}")
+    if not torch.isfinite(x).all():
+        raise FrameShapeError("frame contains NaN or infinite values")
+    return x.contiguous()
+
+
+@dataclass(frozen=True)
+class KeyframePolicy:
+    """Which frames are keyframes. On a keyframe the Trace is marked (schedulers re-profile there)
+    and, with ``refresh``, the stream state is cleared so the full frame is sent once, like a
+    video codec's I-frame; that bounds drift and shows the cost of a scene cut."""
+
+    every: int | None = None  # a keyframe every K frames, frame 0 included; None: never
+    refresh: bool = False
+
+    def __post_init__(self):
+        if self.every is not None and (int(self.every) != self.every or self.every < 1):
+            raise ValueError(f"keyframe interval must be a positive integer, not {self.every!r}")
+
+    def is_keyframe(self, index: int) -> bool:
+        return self.every is not None and index % self.every == 0
+
+
+def _sum_counts(a: LayerCount | None, b: LayerCount) -> LayerCount:
+    if a is None:
+        return b
+    return LayerCount(*(x + y for x, y in zip(a, b, strict=True)))
+
+
+class Stream:
+    """Runs a graph frame by frame, keeping state across frames, and records a Trace.
+
+    >>> stream = Stream(graph, encoding="sigma-delta")
+    >>> for output in stream(frames): ...
+    >>> stream.trace.totals()
+    """
+
+    def __init__(self, graph: ir.Graph, encoding: str | Encoding = "sigma-delta", backend: str = "dense",
+                 mask: MaskSource | None = None, keyframe: int | KeyframePolicy | None = None, *,
+                 tile: tuple[int, int] = (16, 16), record_work: bool = True, count: bool = True,
+                 device: torch.device | str = "cpu"):
+        self.graph = graph
+        self.encoding = make_encoding(encoding) if isinstance(encoding, str) else encoding
+        self.backend = make_backend(backend, graph, device)
+        self.device = torch.device(device)
+        self.keyframe = keyframe if isinstance(keyframe, KeyframePolicy) else KeyframePolicy(keyframe)
+        self.mask = mask
+        self.count = count
+        self.input_shape = graph.input_shape
+        self.layers = graph.synaptic_layers()
+        self._sources = {layer: graph.predecessors(layer)[0] for layer in self.layers}
+        self._counters = [LayerCounter(graph.nodes[name], graph.shapes[self._sources[name]], graph.shapes[name],
+                                       tile, self.device) for name in self.layers]
+        self._gated = [name for name in graph.neuron_layers() if graph.nodes[name].kind == "SigmaDelta"
+                       and graph.predecessors(name)[0] in graph.input_names]
+        if mask is not None and not self._gated:
+            raise ValueError("a mask gates the input layer's delta events, but this graph has no SigmaDelta "
+                             "node after its input; convert it with spikestream.passes.to_sigma_delta")
+        self.trace = Trace(self.layers, [graph.nodes[n].kind for n in self.layers],
+                           [c.dense_macs for c in self._counters], tile, record_work,
+                           {"encoding": self.encoding.name, "steps": self.encoding.steps, "backend": backend})
+        self.reset()
+
+    def reset(self) -> None:
+        """Clear all network and encoder state (the Trace is kept)."""
+        self.backend.reset(1)
+        self.encoder_state = self.encoding.init_state(self.input_shape)
+        self.frame_index = 0
+        self.last_step: StepResult | None = None  # values and wires of the latest time step, for probes
+
+    def _gates(self, x: Tensor) -> dict[str, Tensor] | None:
+        if self.mask is None:
+            return None
+        mask = self.mask(self.frame_index, x) if callable(self.mask) else self.mask
+        mask = torch.as_tensor(np.asarray(mask) if not isinstance(mask, Tensor) else mask)
+        if tuple(mask.shape) != tuple(self.input_shape[-2:]):
+            raise FrameShapeError(f"mask of shape {tuple(mask.shape)} does not fit the frame size "
+                                  f"{tuple(self.input_shape[-2:])}")
+        gate = mask.to(torch.float32, copy=True).to(self.device)[None, None]  # (1, 1, H, W), broadcast on C
+        return dict.fromkeys(self._gated, gate)
+
+    def process(self, frame) -> np.ndarray:
+        """Run one frame through the network; returns the decoded output (*output_shape)."""
+        x = as_frame(frame, self.input_shape).to(self.device)
+        keyframe = self.keyframe.is_keyframe(self.frame_index)
+        if self.encoding.reset_each_frame or (keyframe and self.keyframe.refresh and self.frame_index > 0):
+            self.backend.reset(1)
+            if keyframe and self.keyframe.refresh:
+                self.encoder_state = self.encoding.init_state(self.input_shape)
+        steps, self.encoder_state = self.encoding.encode(x, self.encoder_state)  # (T, *input_shape)
+        gates = self._gates(x)
+        outputs, totals = [], [None] * len(self.layers)
+        with torch.no_grad():
+            for x_t in steps:
+                result = self.backend.step(x_t[None], gates)
+                self.last_step = result
+                outputs.append(result.output[0])
+                if self.count:
+                    for i, (layer, counter) in enumerate(zip(self.layers, self._counters, strict=True)):
+                        totals[i] = _sum_counts(totals[i], counter.count(result.wires[self._sources[layer]]))
+        if self.count:
+            self.trace.append(totals, keyframe)
+        self.frame_index += 1
+        return self.encoding.decode(torch.stack(outputs)).cpu().numpy()
+
+    def __call__(self, frames: Iterable) -> Iterator[np.ndarray]:
+        for frame in frames:
+            yield self.process(frame)
+
+    @property
+    def state(self) -> dict[str, object]:
+        """The backend's per-node state (e.g. ``state[name].reconstruction`` for sigma-delta nodes)."""
+        return self.backend.state
+
+
+def simulate(graph: ir.Graph, x: np.ndarray | Tensor) -> np.ndarray:
+    """Run a time-stepped network: ``x`` (T, *input_shape) -> (T, *output_shape).
+
+    State starts at zero and is stepped once per t (neuron parameters discretised with ``graph.dt``).
+    """
+    x = torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x, dtype=torch.float32)
+    if x.dim() != len(graph.input_shape) + 1 or tuple(x.shape[1:]) != graph.input_shape:
+        raise FrameShapeError(f"simulate expects x of shape (T, *{graph.input_shape}), got {tuple(x.shape)}")
+    executor = GraphExecutor(graph)
+    executor.reset(1)
+    with torch.no_grad():
+        outputs = [executor.step(x_t[None]).output[0] for x_t in x]
+    return torch.stack(outputs).numpy()
