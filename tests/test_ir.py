@@ -27,7 +27,8 @@ def test_convolution_shapes_match_torch(cin, cout, k, stride, padding, dilation,
     else:
         if size + 2 * padding < dilation * (k - 1) + 1:
             return
-        node = ir.Conv2d("c", weight=_random((cout, cin, k, k)), stride=stride, padding=padding, dilation=dilation)
+        node = ir.Conv2d("c", weight=_random((cout, cin, k, k)), stride=stride, padding=padding,
+                         dilation=dilation)
         layer = torch.nn.Conv2d(cin, cout, k, stride, padding, dilation)
     expected = tuple(layer(torch.zeros(1, cin, size, size)).shape[1:])
     assert node.infer_shape([(cin, size, size)]) == expected
@@ -63,10 +64,10 @@ def test_join_nodes_and_edge_order():
     edges = [("x", "a"), ("x", "b"), ("b", "cat"), ("a", "cat"), ("a", "sum"), ("b", "sum"), ("cat", "out_pad")]
     with pytest.raises(ir.IRError, match="unknown node 'out_pad'"):
         ir.Graph(nodes, edges)
-    edges = edges[:-1] + [("sum", "y")]
-    with pytest.raises(ir.IRError, match="cat .* output is not used"):
+    edges = [*edges[:-1], ("sum", "y")]
+    with pytest.raises(ir.IRError, match=r"cat .* output is not used"):
         ir.Graph(nodes, edges)
-    graph = ir.Graph(nodes[:3] + [ir.Concat("cat", axis=0), ir.Output("y")],
+    graph = ir.Graph([*nodes[:3], ir.Concat("cat", axis=0), ir.Output("y")],
                      [("x", "a"), ("x", "b"), ("b", "cat"), ("a", "cat"), ("cat", "y")])
     assert graph.predecessors("cat") == ["b", "a"]  # input order is edge order
     assert graph.output_shape == (4, 4, 4)
@@ -89,7 +90,8 @@ def test_nodes_check_their_parameters(build, message):
 
 def test_graph_errors_name_the_problem():
     conv = ir.Conv2d("c", weight=_random((4, 3, 3, 3)))
-    with pytest.raises(ir.IRError, match=r"type mismatch: c \(Conv2d\) expects 3 input channels, got shape \(1, 8, 8\)"):
+    expected = r"type mismatch: c \(Conv2d\) expects 3 input channels, got shape \(1, 8, 8\)"
+    with pytest.raises(ir.IRError, match=expected):
         ir.sequential((1, 8, 8), [conv])
     with pytest.raises(ir.IRError, match="per-channel"):
         ir.sequential((4,), [ir.IF("n", threshold=np.ones(3))])
@@ -126,4 +128,5 @@ def test_ir_does_not_import_torch():
     import subprocess
     import sys
     code = "import sys, spikestream.ir; print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

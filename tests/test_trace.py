@@ -14,9 +14,8 @@ from spikestream.engine import LayerCounter, Stream, Trace, TraceFormatError
 TILE = (3, 4)
 
 
-def brute_force_conv(events, weight, stride, padding, transpose=False):
+def brute_force_conv(events, weight, stride, padding, out_h, out_w, transpose=False):
     """Walk every (output neuron, input element, tap): count connections and non-zero-weight arrivals."""
-    cin, height, width = events.shape
     kh, kw = weight.shape[2:]
     synops = 0
     arrivals = {}
@@ -50,7 +49,6 @@ def brute_force_conv(events, weight, stride, padding, transpose=False):
     transpose=st.booleans(),
 )
 def test_conv_counts_equal_brute_force(cin, cout, k, stride, padding, size, density, seed, transpose):
-    global out_h, out_w
     rng = np.random.default_rng(seed)
     events = (rng.random((cin, size, size)) < density) * rng.standard_normal((cin, size, size))
     if transpose:
@@ -62,10 +60,9 @@ def test_conv_counts_equal_brute_force(cin, cout, k, stride, padding, size, dens
         weight = rng.integers(-1, 2, (cout, cin, k, k)).astype(np.float32)
         node = ir.Conv2d("c", weight=weight, stride=stride, padding=padding)
     out_shape = node.infer_shape([(cin, size, size)])
-    out_h, out_w = out_shape[1:]
     counter = LayerCounter(node, (cin, size, size), out_shape, tile=TILE)
     count = counter.count(torch.tensor(events, dtype=torch.float32)[None])
-    synops, arrivals = brute_force_conv(events, weight, stride, padding, transpose)
+    synops, arrivals = brute_force_conv(events, weight, stride, padding, *out_shape[1:], transpose)
     assert count.events == np.count_nonzero(events)
     assert count.synops == synops
     per_channel = np.zeros(out_shape[0], np.int64)

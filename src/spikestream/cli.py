@@ -105,7 +105,10 @@ def main_runner(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = main_parser().parse_args(argv)
+    try:
+        args = main_parser().parse_args(argv)
+    except SystemExit as exit_:  # usage errors (status 2), --help and --version (status 0)
+        return int(exit_.code or 0)
     set_quiet(args.quiet)
     try:
         return main_runner(args)

@@ -75,7 +75,7 @@ class LayerCounter:
         mask = (wire != 0).to(torch.float32)
         events = int(mask.sum().item())
         per_input = mask[0].to(torch.float64) * self.fanout
-        synops = int(round(per_input.sum().item()))
+        synops = round(per_input.sum().item())
         input_channel_work = per_input.reshape(per_input.shape[0], -1).sum(1).round().to(torch.int64)
         arrivals = self._arrivals(mask)[0].to(torch.float64)  # (C_out, H, W) or (F,) events per neuron
         if arrivals.dim() == 3:

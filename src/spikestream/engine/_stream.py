@@ -12,10 +12,10 @@ from torch import Tensor
 from spikestream import ir
 from spikestream.encoding import Encoding, make_encoding
 from spikestream.engine._backends import make_backend
-from spikestream.errors import InputError
 from spikestream.engine._counting import LayerCount, LayerCounter
 from spikestream.engine._executor import GraphExecutor, StepResult
 from spikestream.engine._trace import Trace
+from spikestream.errors import InputError
 
 # Luma weights (ITU-R BT.601) for colour frames fed to a single-channel model.
 _LUMA = torch.tensor([0.299, 0.587, 0.114])

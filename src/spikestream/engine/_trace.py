@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from spikestream.errors import InputError
 from spikestream.engine._counting import LayerCount
+from spikestream.errors import InputError
 
 TRACE_FORMAT = 1  # bump when the npz layout changes
 

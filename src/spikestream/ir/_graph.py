@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from itertools import pairwise
 
 from spikestream.ir._errors import IRError
 from spikestream.ir._nodes import Input, NeuronNode, Node, Output, Shape, SynapticNode
@@ -168,5 +169,5 @@ def sequential(input_shape: Shape, layers: Iterable[Node], dt: float = DEFAULT_D
     """A chain graph: Input -> layers... -> Output (node names must be unique)."""
     layers = list(layers)
     nodes: list[Node] = [Input("input", shape=tuple(input_shape)), *layers, Output("output")]
-    edges = [(a.name, b.name) for a, b in zip(nodes, nodes[1:], strict=False)]
+    edges = [(a.name, b.name) for a, b in pairwise(nodes)]
     return Graph(nodes, edges, dt=dt)

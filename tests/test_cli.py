@@ -1,0 +1,128 @@
+"""The command line: report.json contents, and one clear line + exit status 2 for every bad input."""
+
+import json
+import subprocess
+import sys
+
+import nir
+import numpy as np
+import pytest
+
+from spikestream import ir
+from spikestream.cli import main
+from spikestream.frontend import save_nir
+
+REPORT_KEYS = {"command", "version", "input", "model", "encoding", "frames", "wall_s", "fps", "layers", "totals"}
+
+
+def _user_error(capsys, argv, pattern):
+    assert main(["--quiet", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert pattern in err[0], err[0]
+    assert "Traceback" not in err[0]
+    return err[0]
+
+
+@pytest.fixture()
+def spiking_nir(tmp_path):
+    rng = np.random.default_rng(0)
+    graph = ir.sequential((1, 16, 16), [
+        ir.Conv2d("conv", weight=rng.standard_normal((4, 1, 3, 3)), padding=1), ir.LIF("lif", tau=5e-4),
+        ir.SumPool2d("pool", kernel_size=2), ir.Flatten("flat"), ir.Linear("fc", weight=rng.standard_normal((3, 256))),
+        ir.IF("out_if", threshold=2.0),
+    ])
+    path = tmp_path / "net.nir"
+    save_nir(graph, path)
+    return path
+
+
+def test_run_writes_the_report(tmp_path, capsys, spiking_nir):
+    frames = (np.random.default_rng(1).random((6, 16, 16)) * 255).astype(np.uint8)
+    np.save(tmp_path / "clip.npy", frames)
+    out = tmp_path / "out"
+    assert main(["--quiet", "run", str(tmp_path / "clip.npy"), "--model", str(spiking_nir), "--encoding", "rate",
+                 "--steps", "4", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert set(report) >= REPORT_KEYS
+    assert report["command"] == "run" and report["frames"] == 6 and report["encoding"] == "rate"
+    assert [layer["name"] for layer in report["layers"]] == ["conv", "fc"]
+    assert report["totals"]["synops"] == sum(layer["synops"] for layer in report["layers"])
+    assert report["totals"]["dense_macs"] == 6 * (4 * 9 * 256 + 3 * 256)
+    assert "report:" in capsys.readouterr().out
+    assert not list(out.glob(".*partial"))
+
+
+def test_demo_runs_end_to_end(tmp_path, capsys):
+    assert main(["--quiet", "demo", "--out", str(tmp_path), "--frames", "8"]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["command"] == "demo" and report["frames"] == 8 and report["encoding"] == "sigma-delta"
+    assert 0 < report["totals"]["activity"] < 1  # after the first frame only changes are sent
+    assert (tmp_path / "trace.npz").exists()
+
+
+def test_info_lists_devices_and_data(capsys):
+    assert main(["info"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["devices"][0] == "cpu" and "sigma-delta" in info["encodings"] and "data" in info
+
+
+def test_missing_video(tmp_path, capsys, spiking_nir):
+    _user_error(capsys, ["run", str(tmp_path / "nope.avi"), "--model", str(spiking_nir), "--out", str(tmp_path)],
+                "nope.avi")
+
+
+def test_missing_model(tmp_path, capsys):
+    np.save(tmp_path / "clip.npy", np.zeros((2, 16, 16), np.uint8))
+    _user_error(capsys, ["run", str(tmp_path / "clip.npy"), "--model", str(tmp_path / "gone.nir"), "--out",
+                         str(tmp_path)], "no such file")
+
+
+def test_corrupt_nir(tmp_path, capsys, spiking_nir):
+    broken = tmp_path / "broken.nir"
+    broken.write_bytes(spiking_nir.read_bytes()[:300])
+    np.save(tmp_path / "clip.npy", np.zeros((2, 16, 16), np.uint8))
+    _user_error(capsys, ["run", str(tmp_path / "clip.npy"), "--model", str(broken), "--out", str(tmp_path)],
+                "cannot read NIR file")
+
+
+def test_unsupported_layer(tmp_path, capsys):
+    graph = nir.NIRGraph(
+        nodes={"input": nir.Input(input_type=np.array([4])), "delay": nir.Delay(delay=np.ones(4)),
+               "output": nir.Output(output_type=np.array([4]))},
+        edges=[("input", "delay"), ("delay", "output")],
+    )
+    path = tmp_path / "delay.nir"
+    nir.write(path, graph)
+    np.save(tmp_path / "clip.npy", np.zeros((2, 4), np.float32))
+    line = _user_error(capsys, ["run", str(tmp_path / "clip.npy"), "--model", str(path), "--out", str(tmp_path)],
+                       "Delay")
+    assert "supported" in line
+
+
+def test_frame_of_the_wrong_shape(tmp_path, capsys, spiking_nir):
+    np.save(tmp_path / "clip.npy", np.zeros((3, 20, 20), np.uint8))
+    _user_error(capsys, ["run", str(tmp_path / "clip.npy"), "--model", str(spiking_nir), "--out", str(tmp_path)],
+                "does not fit the model input (1, 16, 16)")
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["--encoding", "morse"], "unknown encoding 'morse'"),
+    (["--threshold", "-1"], "--threshold must be >= 0"),
+    (["--backend", "quantum"], "unknown backend 'quantum'"),
+    (["--tile", "0x4"], "tile sides must be positive"),
+])
+def test_bad_options(tmp_path, capsys, spiking_nir, argv, pattern):
+    np.save(tmp_path / "clip.npy", np.zeros((2, 16, 16), np.uint8))
+    _user_error(capsys, ["run", str(tmp_path / "clip.npy"), "--model", str(spiking_nir), "--out", str(tmp_path),
+                         *argv], pattern)
+
+
+def test_module_entry_point_and_debug_traceback(tmp_path):
+    missing = str(tmp_path / "missing.npy")
+    quiet = subprocess.run([sys.executable, "-m", "spikestream", "run", missing, "--model", "tiny-seg", "--out",
+                            str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 2 and len(quiet.stderr.strip().splitlines()) == 1
+    debug = subprocess.run([sys.executable, "-m", "spikestream", "--debug", "run", missing, "--model", "tiny-seg",
+                            "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert debug.returncode == 2 and "Traceback" in debug.stderr
