@@ -65,6 +65,8 @@ def function_name(function: Callable) -> str:
         return f"F.{name}"
     if module in ("_operator", "operator"):
         return f"operator.{name}"
+    if module == "builtins":
+        return name
     return f"torch.{name}"
 
 
@@ -216,12 +218,26 @@ def _array(tensor: torch.Tensor | None) -> np.ndarray | None:
 
 @module_handler(nn.Conv2d)
 def _conv2d(importer: _Importer, fx_node: fx.Node, conv: nn.Conv2d) -> str:
-    if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
-        raise UnsupportedError(f"module {fx_node.target!r}: Conv2d needs numeric zero padding, not "
-                               f"padding={conv.padding!r}, padding_mode={conv.padding_mode!r}")
+    padding = _conv_padding(fx_node, conv)
     node = ir.Conv2d(_ir_name(fx_node), weight=_array(conv.weight), bias=_array(conv.bias), stride=conv.stride,
-                     padding=conv.padding, dilation=conv.dilation, groups=conv.groups)
+                     padding=padding, dilation=conv.dilation, groups=conv.groups)
     return importer.add(node, [importer.tensor(fx_node, fx_node.args[0])])
+
+
+def _conv_padding(fx_node: fx.Node, conv: nn.Conv2d) -> tuple[int, int]:
+    """Numeric padding; 'valid' is 0 and 'same' is d·(k−1)/2 when that is a whole number."""
+    if conv.padding_mode != "zeros":
+        raise UnsupportedError(f"module {fx_node.target!r}: Conv2d needs zero padding, not "
+                               f"padding_mode={conv.padding_mode!r}")
+    if conv.padding == "valid":
+        return (0, 0)
+    if conv.padding == "same":
+        total = [d * (k - 1) for d, k in zip(conv.dilation, conv.kernel_size, strict=True)]
+        if any(t % 2 for t in total):
+            raise UnsupportedError(f"module {fx_node.target!r}: padding='same' with an even kernel pads "
+                                   "asymmetrically, which the IR cannot express")
+        return (total[0] // 2, total[1] // 2)
+    return tuple(conv.padding)
 
 
 @module_handler(nn.ConvTranspose2d)
