@@ -1,5 +1,17 @@
-"""Data: synthetic video with ground truth."""
+"""Data: video files in and out, synthetic video with ground truth, and where real data comes from."""
 
+from spikestream.data.sources import (
+    CACHE_VARIABLE,
+    FASHION_MNIST_DIR,
+    FASHION_MNIST_FILES,
+    FASHION_MNIST_PACKAGE,
+    OPENCV_DOC_PACKAGE,
+    SAMPLE_VIDEOS,
+    SampleDataError,
+    cache_dir,
+    data_locations,
+    find_sample_video,
+)
 from spikestream.data.synthetic import (
     BACKGROUND_LEVEL,
     SHAPES,
@@ -11,15 +23,43 @@ from spikestream.data.synthetic import (
     shape_mask,
     textured_background,
 )
+from spikestream.data.video import (
+    ARRAY_FPS,
+    VideoError,
+    VideoFrame,
+    VideoInfo,
+    default_video_codec,
+    read_frames,
+    video_info,
+    write_video,
+)
 
 __all__ = [
+    "ARRAY_FPS",
     "BACKGROUND_LEVEL",
+    "CACHE_VARIABLE",
+    "FASHION_MNIST_DIR",
+    "FASHION_MNIST_FILES",
+    "FASHION_MNIST_PACKAGE",
+    "OPENCV_DOC_PACKAGE",
+    "SAMPLE_VIDEOS",
     "SHAPES",
+    "SampleDataError",
     "SyntheticClip",
     "TextureProvider",
+    "VideoError",
+    "VideoFrame",
+    "VideoInfo",
+    "cache_dir",
+    "data_locations",
+    "default_video_codec",
+    "find_sample_video",
     "lane_row_prior",
     "moving_objects_clip",
+    "read_frames",
     "shaded_texture",
     "shape_mask",
     "textured_background",
+    "video_info",
+    "write_video",
 ]

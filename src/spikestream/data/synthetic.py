@@ -15,7 +15,7 @@ Scene model
   y(t) bounces inside a narrow band around the object's lane, so lanes persist over the clip.
 - Lane rows come from ``lane_row_prior``: most mass in the lower half of the frame, like cars and
   pedestrians in driving video. This is the location prior a static region mask learns.
-- Objects lower in the frame are nearer the camera, so they are drawn later and occlude the others.
+- Objects in lower lanes are nearer the camera, so they are drawn later and occlude the others.
 - The camera pan, when on, slides the view over a larger background canvas; the objects'
   trajectories are defined on screen (equivalently, their world motion includes the pan).
 - Sensor noise is Gaussian with standard deviation ``noise`` (fraction of full scale), added

@@ -52,10 +52,11 @@ def make_encoding(name: str, **options) -> Encoding:
     accepted = [f.name for f in dataclasses.fields(cls) if f.init]
     fixed = {f.name: f.default for f in dataclasses.fields(cls) if not f.init}
     listed = ", ".join(accepted) if accepted else "none"
-    for option in sorted(set(options) - set(accepted)):
-        if option in fixed:
-            raise ValueError(f"encoding {name!r} fixes {option}={fixed[option]!r}; its options are: {listed}")
-        raise ValueError(f"encoding {name!r} has no option {option!r}; its options are: {listed}")
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        option = unknown[0]
+        problem = f"fixes {option}={fixed[option]!r}" if option in fixed else f"has no option {option!r}"
+        raise ValueError(f"encoding {name!r} {problem}; its options are: {listed}")
     return cls(**options)
 
 

@@ -47,13 +47,17 @@ def radix_bit_planes(q: Tensor, bits: int) -> Tensor:
     if q.numel() and (int(q.min()) < 0 or int(q.max()) > 2**bits - 1):
         raise ValueError(f"radix_bit_planes needs integers in [0, {2**bits - 1}] for {bits} bits, "
                          f"got values in [{int(q.min())}, {int(q.max())}]")
+    return _bit_planes(q, bits)
+
+
+def _bit_planes(q: Tensor, bits: int) -> Tensor:
     shifts = torch.arange(bits - 1, -1, -1, device=q.device).view(bits, *([1] * q.dim()))  # MSB first
     return ((q.unsqueeze(0) >> shifts) & 1).to(torch.float32)  # (T, *q.shape)
 
 
 def radix_encode(x: Tensor, bits: int) -> Tensor:
     """Radix spike train of x in [0, 1]: the bits of ``radix_quantize(x, bits)``, MSB first, (T, *x.shape)."""
-    return radix_bit_planes(radix_quantize(x, bits), bits)
+    return _bit_planes(radix_quantize(x, bits), bits)  # in range by construction: no check, no device sync
 
 
 def radix_decode(planes: Tensor) -> Tensor:

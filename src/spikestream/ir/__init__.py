@@ -30,7 +30,7 @@ from spikestream.ir._nodes import (
     Upsample,
     register_node,
 )
-from spikestream.ir._time import DEFAULT_DT, decay_factor
+from spikestream.ir._time import DEFAULT_DT, decay_factor, integrator_gain, integrator_resistance
 
 __all__ = [
     "DEFAULT_DT",
@@ -63,6 +63,8 @@ __all__ = [
     "UnsupportedError",
     "Upsample",
     "decay_factor",
+    "integrator_gain",
+    "integrator_resistance",
     "register_node",
     "sequential",
 ]

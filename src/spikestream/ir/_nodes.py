@@ -422,10 +422,11 @@ class NeuronNode(Node):
 @register_node
 @dataclass(frozen=True, eq=False)
 class IF(NeuronNode):
-    """Integrate-and-fire: v ← v + r·I; spike s = [v ≥ θ]; then reset (to v_reset, or v ← v − θ)."""
+    """Integrate-and-fire: v ← v + r·I; spike s = [v ≥ θ]; then reset (to v_reset, or v ← v − θ).
+    ``r`` is the per-step gain, NIR's IF resistance times dt (see ``ir._time``)."""
 
     threshold: np.ndarray = 1.0  # θ, firing threshold
-    r: np.ndarray = 1.0  # input resistance (NIR's r)
+    r: np.ndarray = 1.0  # per-step input gain, dt × NIR's r
     v_reset: np.ndarray = 0.0  # potential after a spike when reset == "zero"
     reset: str = "zero"  # "zero" (to v_reset) or "subtract" (v ← v − θ)
 

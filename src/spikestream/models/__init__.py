@@ -1,5 +1,16 @@
-"""Model zoo: architectures and shipped weights, by name."""
+"""Model zoo: architectures and shipped safetensors weights, by name."""
 
-from spikestream.models._zoo import MODELS, TinySegmenter, ZooModel, register_model
+from spikestream.models._weights import WEIGHTS_DIR, WeightsError, load_weights, save_weights
+from spikestream.models._zoo import MODELS, TinySegmenter, ZooModel, get_model, register_model
 
-__all__ = ["MODELS", "TinySegmenter", "ZooModel", "register_model"]
+__all__ = [
+    "MODELS",
+    "WEIGHTS_DIR",
+    "TinySegmenter",
+    "WeightsError",
+    "ZooModel",
+    "get_model",
+    "load_weights",
+    "register_model",
+    "save_weights",
+]

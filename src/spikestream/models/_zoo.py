@@ -1,4 +1,4 @@
-"""The model zoo: one registry of named models (architecture + how to get its weights)."""
+"""The model zoo: one registry of named models (architecture, shipped weights, how to retrain them)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,39 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from spikestream.models._weights import WEIGHTS_DIR, WeightsError, load_weights
+
 
 @dataclass(frozen=True)
 class ZooModel:
     name: str
     description: str
+    task: str  # "classification", "segmentation" or "detection"
     input_shape: tuple[int, ...]  # per sample, (C, H, W)
-    build: Callable[[], nn.Module]  # returns the module in eval mode, weights loaded
-    trained: bool  # False: deterministic (seeded) initial weights, for plumbing and demos only
+    architecture: Callable[[], nn.Module]  # a fresh, untrained module
+    weights: str | None = None  # file name in models/weights/ (None: seeded initial weights, untrained)
+    train: Callable[..., dict] | None = None  # train(out_path, seed=0, **options) -> metrics; reproduces weights
+    seed: int = 0  # seed of the initial weights
+
+    @property
+    def trained(self) -> bool:
+        return self.weights is not None
+
+    def build(self) -> nn.Module:
+        """The module in eval mode with its shipped weights (or seeded initial weights if untrained)."""
+        generator_state = torch.random.get_rng_state()
+        torch.manual_seed(self.seed)
+        try:
+            module = self.architecture()
+        finally:
+            torch.random.set_rng_state(generator_state)
+        if self.weights is not None:
+            path = WEIGHTS_DIR / self.weights
+            if not path.exists():
+                raise WeightsError(f"weights of {self.name!r} are missing ({path}); "
+                                   f"recreate them with: spikestream train {self.name}")
+            load_weights(module, path)
+        return module.eval()
 
 
 MODELS: dict[str, ZooModel] = {}
@@ -26,6 +51,12 @@ def register_model(model: ZooModel) -> ZooModel:
         raise ValueError(f"model {model.name!r} is registered twice")
     MODELS[model.name] = model
     return model
+
+
+def get_model(name: str) -> ZooModel:
+    if name not in MODELS:
+        raise WeightsError(f"unknown model {name!r}; the zoo has: {', '.join(sorted(MODELS))}")
+    return MODELS[name]
 
 
 class TinySegmenter(nn.Module):
@@ -48,21 +79,10 @@ class TinySegmenter(nn.Module):
         return self.head(x)
 
 
-def _seeded(factory: Callable[[], nn.Module], seed: int = 0) -> Callable[[], nn.Module]:
-    def build() -> nn.Module:
-        generator_state = torch.random.get_rng_state()
-        torch.manual_seed(seed)
-        try:
-            return factory().eval()
-        finally:
-            torch.random.set_rng_state(generator_state)
-    return build
-
-
 register_model(ZooModel(
     name="tiny-seg",
-    description="untrained 4-layer encoder–decoder (seeded weights) for demos and plumbing tests",
+    description="untrained 4-layer encoder–decoder (seeded weights) for plumbing tests",
+    task="segmentation",
     input_shape=(1, 64, 64),
-    build=_seeded(TinySegmenter),
-    trained=False,
+    architecture=TinySegmenter,
 ))
