@@ -405,6 +405,42 @@ def test_snntorch_leaky_cnn_spikes_identical(tmp_path):
     assert from_nir(exported).equals(graph)  # in-memory graphs (torch tensors inside) read the same
 
 
+def test_snntorch_synaptic_spikes_identical(tmp_path):
+    """Synaptic (CubaLIF) with per-neuron alpha, beta and threshold. ``reset_delay=False``: with
+    snnTorch's default delayed reset, a Synaptic neuron that spiked has its membrane forced to 0 for
+    the whole next step, input included, which is neither NIR's CubaLIF nor snnTorch's own Leaky."""
+    snn = pytest.importorskip("snntorch")
+    from snntorch.export_nir import export_to_nir
+
+    generator = torch.manual_seed(1)
+    synaptic = snn.Synaptic(alpha=torch.rand(12) * 0.5 + 0.3, beta=torch.rand(12) * 0.5 + 0.4,
+                            threshold=torch.rand(12) * 0.5 + 0.5, reset_mechanism="zero", init_hidden=True,
+                            reset_delay=False)
+    last = snn.Leaky(beta=torch.rand(5) * 0.5 + 0.4, threshold=torch.rand(5) * 0.5 + 0.5, reset_mechanism="zero",
+                     init_hidden=True, output=True)
+    network = torch.nn.Sequential(torch.nn.Linear(6, 12), synaptic, torch.nn.Linear(12, 5), last)
+    with torch.no_grad():
+        network[2].weight.mul_(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nir.write(tmp_path / "synaptic.nir", export_to_nir(network, torch.rand(1, 6), ignore_dims=[0]))
+    graph = load_nir(tmp_path / "synaptic.nir")
+    assert [node.kind for node in graph] == ["Input", "Linear", "CubaLIF", "Linear", "LIF", "Output"]
+
+    x = torch.rand(T, 1, 6, generator=generator)
+    synaptic.reset_mem()
+    last.reset_mem()
+    hidden_spikes, output_spikes = [], []
+    with torch.no_grad():
+        for x_t in x:
+            spikes = synaptic(network[0](x_t))
+            hidden_spikes.append(spikes[0])
+            output_spikes.append(last(network[2](spikes))[0][0])
+    _assert_spikes_identical(simulate(graph, x[:, 0]), torch.stack(output_spikes).numpy(), "output layer")
+    _assert_spikes_identical(simulate(_truncate_after(graph, graph.order[2]), x[:, 0]),
+                             torch.stack(hidden_spikes).numpy(), "CubaLIF layer")
+
+
 def test_spikingjelly_cnn_spikes_identical(tmp_path):
     from spikingjelly.activation_based import functional, layer, neuron
     from spikingjelly.activation_based.nir_exchange import export_to_nir

@@ -62,6 +62,11 @@ def main_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
     demo.add_argument("--frames", type=int, default=60, help="number of synthetic frames (default 60)")
     _add_run_options(demo)
+
+    train = commands.add_parser("train", help="retrain a zoo model and write its safetensors weights")
+    train.add_argument("model", help="zoo model name")
+    train.add_argument("--out", default=None, help="weights file (default: the shipped file in the package)")
+    train.add_argument("--seed", type=int, default=0)
     return parser
 
 
@@ -101,6 +106,8 @@ def main_runner(args: argparse.Namespace) -> int:
     elif args.command == "demo":
         report = jobs.demo(args.out, frames=args.frames, options=_run_options(args))
         _print_summary(report, args.out)
+    elif args.command == "train":
+        print(json.dumps(jobs.train(args.model, args.out, seed=args.seed), indent=2))
     return 0
 
 

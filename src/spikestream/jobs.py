@@ -161,6 +161,19 @@ def demo(out: str | os.PathLike, frames: int = 60, options: RunOptions = RunOpti
     return report
 
 
+def train(model: str, out: str | os.PathLike | None = None, seed: int = 0) -> dict:
+    """``spikestream train NAME``: rerun the recipe that produced a zoo model's shipped weights."""
+    from spikestream.models import WEIGHTS_DIR, get_model
+
+    entry = get_model(model)
+    if entry.train is None or entry.weights is None:
+        raise InputError(f"model {model!r} has no training recipe (it ships seeded, untrained weights)")
+    path = Path(out) if out is not None else WEIGHTS_DIR / entry.weights
+    start = time.perf_counter()
+    metrics = entry.train(path, seed=seed)
+    return {"model": model, "weights": str(path), "seed": seed, "wall_s": time.perf_counter() - start, **metrics}
+
+
 def info() -> dict:
     """``spikestream info``: version, compute devices, optional tools and where data is found."""
     from spikestream.data import data_locations

@@ -31,6 +31,7 @@ from spikestream.encoding._functional import (
     radix_encode,
     rate_encode,
 )
+from spikestream.errors import InputError
 from spikestream.neurons import SigmaDeltaParams, SigmaDeltaState, sigma_delta_step
 
 ENCODINGS: dict[str, type[Encoding]] = {}
@@ -47,7 +48,7 @@ def register_encoding(cls: type[Encoding]) -> type[Encoding]:
 def make_encoding(name: str, **options) -> Encoding:
     """Build the encoder registered as ``name`` with its options, e.g. ``make_encoding("radix", steps=6)``."""
     if name not in ENCODINGS:
-        raise ValueError(f"unknown encoding {name!r}; choose one of: {', '.join(sorted(ENCODINGS))}")
+        raise InputError(f"unknown encoding {name!r}; choose one of: {', '.join(sorted(ENCODINGS))}")
     cls = ENCODINGS[name]
     accepted = [f.name for f in dataclasses.fields(cls) if f.init]
     fixed = {f.name: f.default for f in dataclasses.fields(cls) if not f.init}
@@ -56,7 +57,7 @@ def make_encoding(name: str, **options) -> Encoding:
     if unknown:
         option = unknown[0]
         problem = f"fixes {option}={fixed[option]!r}" if option in fixed else f"has no option {option!r}"
-        raise ValueError(f"encoding {name!r} {problem}; its options are: {listed}")
+        raise InputError(f"encoding {name!r} {problem}; its options are: {listed}")
     return cls(**options)
 
 
@@ -77,7 +78,7 @@ class Encoding(ABC):
 
     def __post_init__(self) -> None:
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise ValueError(f"encoding {self.name!r}: steps must be a positive integer, not {self.steps!r}")
+            raise InputError(f"encoding {self.name!r}: steps must be a positive integer, not {self.steps!r}")
 
     def init_state(self, shape: tuple[int, ...]) -> object:
         """The encoder's state before the first frame of a stream (None: stateless)."""
@@ -132,7 +133,7 @@ class Rate(Encoding):
     def __post_init__(self) -> None:
         super().__post_init__()
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"encoding 'rate': seed must be a non-negative integer, not {self.seed!r}")
+            raise InputError(f"encoding 'rate': seed must be a non-negative integer, not {self.seed!r}")
 
     def init_state(self, shape: tuple[int, ...]) -> RateState:
         return RateState(torch.Generator().manual_seed(self.seed))
@@ -159,7 +160,7 @@ class Radix(Encoding):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.steps > MAX_RADIX_BITS:
-            raise ValueError(f"encoding 'radix': steps (bits) must be at most {MAX_RADIX_BITS}, not {self.steps}")
+            raise InputError(f"encoding 'radix': steps (bits) must be at most {MAX_RADIX_BITS}, not {self.steps}")
 
     def encode(self, x: Tensor, state: None) -> tuple[Tensor, None]:
         return radix_encode(x, self.steps).to(device=x.device, dtype=x.dtype), None
@@ -207,7 +208,7 @@ class FrameDelta(Encoding):
         super().__post_init__()
         if isinstance(self.threshold, bool) or not isinstance(self.threshold, numbers.Real) or \
                 not 0 <= self.threshold < math.inf:
-            raise ValueError(f"encoding 'frame-delta': threshold must be a finite number >= 0, "
+            raise InputError(f"encoding 'frame-delta': threshold must be a finite number >= 0, "
                              f"not {self.threshold!r}")
 
     def init_state(self, shape: tuple[int, ...]) -> SigmaDeltaState:

@@ -8,6 +8,7 @@ import torch
 
 from spikestream import ir
 from spikestream.engine._executor import GraphExecutor
+from spikestream.errors import InputError
 
 BackendFactory = Callable[[ir.Graph, torch.device | str], GraphExecutor]
 BACKENDS: dict[str, BackendFactory] = {}
@@ -29,5 +30,5 @@ class DenseBackend(GraphExecutor):
 
 def make_backend(name: str, graph: ir.Graph, device: torch.device | str = "cpu") -> GraphExecutor:
     if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; choose one of: {', '.join(sorted(BACKENDS))}")
+        raise InputError(f"unknown backend {name!r}; choose one of: {', '.join(sorted(BACKENDS))}")
     return BACKENDS[name](graph, device)

@@ -84,10 +84,25 @@ class KeyframePolicy:
         return self.every is not None and index % self.every == 0
 
 
-def _sum_counts(a: LayerCount | None, b: LayerCount) -> LayerCount:
-    if a is None:
-        return b
-    return LayerCount(*(x + y for x, y in zip(a, b, strict=True)))
+class TraceRecorder:
+    """Counts the events arriving at every synaptic layer of a graph and keeps them in a Trace."""
+
+    def __init__(self, graph: ir.Graph, tile: tuple[int, int] = (16, 16), record_work: bool = True,
+                 device: torch.device | str = "cpu", metadata: dict | None = None):
+        self.layers = graph.synaptic_layers()
+        self.sources = [graph.predecessors(layer)[0] for layer in self.layers]
+        self.counters = [LayerCounter(graph.nodes[layer], graph.shapes[source], graph.shapes[layer], tile, device)
+                         for layer, source in zip(self.layers, self.sources, strict=True)]
+        self.trace = Trace(self.layers, [graph.nodes[n].kind for n in self.layers],
+                           [c.dense_macs for c in self.counters], tile, record_work, metadata)
+
+    def count(self, step: StepResult, totals: list[LayerCount] | None) -> list[LayerCount]:
+        """Add one time step's counts to the running totals of the current frame."""
+        counts = [counter.count(step.wires[source]) for counter, source in zip(self.counters, self.sources,
+                                                                                strict=True)]
+        if totals is None:
+            return counts
+        return [LayerCount(*(x + y for x, y in zip(a, b, strict=True))) for a, b in zip(totals, counts, strict=True)]
 
 
 class Stream:
@@ -110,18 +125,15 @@ class Stream:
         self.mask = mask
         self.count = count
         self.input_shape = graph.input_shape
-        self.layers = graph.synaptic_layers()
-        self._sources = {layer: graph.predecessors(layer)[0] for layer in self.layers}
-        self._counters = [LayerCounter(graph.nodes[name], graph.shapes[self._sources[name]], graph.shapes[name],
-                                       tile, self.device) for name in self.layers]
         self._gated = [name for name in graph.neuron_layers() if graph.nodes[name].kind == "SigmaDelta"
                        and graph.predecessors(name)[0] in graph.input_names]
         if mask is not None and not self._gated:
             raise ValueError("a mask gates the input layer's delta events, but this graph has no SigmaDelta "
                              "node after its input; convert it with spikestream.passes.to_sigma_delta")
-        self.trace = Trace(self.layers, [graph.nodes[n].kind for n in self.layers],
-                           [c.dense_macs for c in self._counters], tile, record_work,
-                           {"encoding": self.encoding.name, "steps": self.encoding.steps, "backend": backend})
+        self.recorder = TraceRecorder(graph, tile, record_work, self.device,
+                                      {"encoding": self.encoding.name, "steps": self.encoding.steps,
+                                       "backend": backend})
+        self.trace = self.recorder.trace
         self.reset()
 
     def reset(self) -> None:
@@ -152,15 +164,14 @@ class Stream:
                 self.encoder_state = self.encoding.init_state(self.input_shape)
         steps, self.encoder_state = self.encoding.encode(x, self.encoder_state)  # (T, *input_shape)
         gates = self._gates(x)
-        outputs, totals = [], [None] * len(self.layers)
+        outputs, totals = [], None
         with torch.no_grad():
             for x_t in steps:
                 result = self.backend.step(x_t[None], gates)
                 self.last_step = result
                 outputs.append(result.output[0])
                 if self.count:
-                    for i, (layer, counter) in enumerate(zip(self.layers, self._counters, strict=True)):
-                        totals[i] = _sum_counts(totals[i], counter.count(result.wires[self._sources[layer]]))
+                    totals = self.recorder.count(result, totals)
         if self.count:
             self.trace.append(totals, keyframe)
         self.frame_index += 1
@@ -176,16 +187,25 @@ class Stream:
         return self.backend.state
 
 
-def simulate(graph: ir.Graph, x: np.ndarray | Tensor) -> np.ndarray:
+def simulate(graph: ir.Graph, x: np.ndarray | Tensor, trace: bool = False
+             ) -> np.ndarray | tuple[np.ndarray, Trace]:
     """Run a time-stepped network: ``x`` (T, *input_shape) -> (T, *output_shape).
 
     State starts at zero and is stepped once per t (neuron parameters discretised with ``graph.dt``).
+    With ``trace=True`` also returns a Trace with one entry per time step.
     """
     x = torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x, dtype=torch.float32)
     if x.dim() != len(graph.input_shape) + 1 or tuple(x.shape[1:]) != graph.input_shape:
         raise FrameShapeError(f"simulate expects x of shape (T, *{graph.input_shape}), got {tuple(x.shape)}")
     executor = GraphExecutor(graph)
     executor.reset(1)
+    recorder = TraceRecorder(graph, metadata={"encoding": "time-stepped", "steps": 1}) if trace else None
+    outputs = []
     with torch.no_grad():
-        outputs = [executor.step(x_t[None]).output[0] for x_t in x]
-    return torch.stack(outputs).numpy()
+        for x_t in x:
+            step = executor.step(x_t[None])
+            outputs.append(step.output[0])
+            if recorder is not None:
+                recorder.trace.append(recorder.count(step, None))
+    outputs = torch.stack(outputs).numpy()
+    return (outputs, recorder.trace) if trace else outputs

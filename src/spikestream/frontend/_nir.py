@@ -23,6 +23,7 @@ import nir
 import numpy as np
 
 from spikestream import ir
+from spikestream.errors import InputError
 from spikestream.ir import DEFAULT_DT, Graph, NeuronNode, Node, Shape, UnsupportedError
 
 EXTENSION_VERSION = 1  # bump when the meaning of a spikestream.* key changes
@@ -41,7 +42,7 @@ ADAPTER_OF_KEY = "spikestream.adapter_of"  # str, the Add or Concat node this in
 ADAPTER_INDEX_KEY = "spikestream.input_index"  # int, which input of that node the adapter carries
 
 
-class NIRFormatError(ValueError):
+class NIRFormatError(InputError):
     """A NIR file or graph that spikestream cannot read; the message is one line."""
 
 

@@ -98,7 +98,6 @@ class _Importer:
     ``values`` maps an fx node to an IR node name (a tensor) or to a plain Python value.
     """
 
-    module: nn.Module
     nodes: dict[str, ir.Node] = field(default_factory=dict)
     edges: list[tuple[str, str]] = field(default_factory=list)
     shapes: dict[str, Shape] = field(default_factory=dict)
@@ -151,7 +150,7 @@ def from_torch(module: nn.Module, input_shape: tuple[int, ...]) -> Graph:
     except Exception as error:  # fx raises many types (TraceError, TypeError, ...) for dynamic code
         raise UnsupportedError(f"cannot trace {type(module).__name__} with torch.fx: "
                                f"{str(error).splitlines()[0]}") from error
-    importer = _Importer(module)
+    importer = _Importer()
     placeholders = [n for n in traced.graph.nodes if n.op == "placeholder"]
     if len(placeholders) != 1:
         raise UnsupportedError(f"forward must take exactly one tensor, got {[n.name for n in placeholders]}")
