@@ -128,7 +128,7 @@ class Stream:
         self._gated = [name for name in graph.neuron_layers() if graph.nodes[name].kind == "SigmaDelta"
                        and graph.predecessors(name)[0] in graph.input_names]
         if mask is not None and not self._gated:
-            raise ValueError("a mask gates the input layer's delta events, but this graph has no SigmaDelta "
+            raise InputError("a mask gates the input layer's delta events, but this graph has no SigmaDelta "
                              "node after its input; convert it with spikestream.passes.to_sigma_delta")
         self.recorder = TraceRecorder(graph, tile, record_work, self.device,
                                       {"encoding": self.encoding.name, "steps": self.encoding.steps,
