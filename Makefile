@@ -39,14 +39,14 @@ demo: setup
 	$(VENV)/bin/spikestream demo --out out/demo
 
 lint: setup
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests $(wildcard benchmarks)
 
 test: setup lint
 	$(VENV)/bin/pytest -q -n auto
 
 format: setup
-	$(VENV)/bin/ruff format src tests benchmarks
-	$(VENV)/bin/ruff check --fix src tests benchmarks
+	$(VENV)/bin/ruff format src tests $(wildcard benchmarks)
+	$(VENV)/bin/ruff check --fix src tests $(wildcard benchmarks)
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache .hypothesis
