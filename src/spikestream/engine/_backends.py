@@ -8,6 +8,7 @@ import torch
 
 from spikestream import ir
 from spikestream.engine._executor import GraphExecutor
+from spikestream.engine._sparse import SparseBackend
 from spikestream.errors import InputError
 
 BackendFactory = Callable[[ir.Graph, torch.device | str], GraphExecutor]
@@ -26,6 +27,9 @@ def register_backend(name: str):
 @register_backend("dense")
 class DenseBackend(GraphExecutor):
     """Every node computes its whole output every step: the reference for outputs and counts."""
+
+
+register_backend("sparse")(SparseBackend)
 
 
 def make_backend(name: str, graph: ir.Graph, device: torch.device | str = "cpu") -> GraphExecutor:

@@ -69,14 +69,19 @@ class LayerCounter:
         _connectivity_op(node, torch.ones_like(weight))(probe).sum().backward()
         self.fanout = probe.grad[0].detach().to(torch.float64)  # (*input_shape)
         self._arrivals = _connectivity_op(node, (weight != 0).to(weight.dtype))
+        self._fanout_by_pixel: Tensor | None = None  # (H·W, C_in), built on first sparse count
 
-    def count(self, wire: Tensor) -> LayerCount:
-        """Counts for one step; ``wire``: (1, *input_shape) input events of this layer."""
+    def count(self, wire: Tensor, work: bool = True) -> LayerCount:
+        """Counts for one step; ``wire``: (1, *input_shape) input events of this layer.
+        ``work=False`` skips the per-channel and per-tile work (events and synops only)."""
         mask = (wire != 0).to(torch.float32)
         events = int(mask.sum().item())
         per_input = mask[0].to(torch.float64) * self.fanout
         synops = round(per_input.sum().item())
         input_channel_work = per_input.reshape(per_input.shape[0], -1).sum(1).round().to(torch.int64)
+        if not work:
+            empty = torch.zeros(0, dtype=torch.int64)
+            return LayerCount(events, synops, empty, input_channel_work, empty)
         arrivals = self._arrivals(mask)[0].to(torch.float64)  # (C_out, H, W) or (F,) events per neuron
         if arrivals.dim() == 3:
             channel_work = arrivals.sum((1, 2))
@@ -87,6 +92,21 @@ class LayerCounter:
             tile_work = arrivals.sum().reshape(1, 1)
         return LayerCount(events, synops, channel_work.round().to(torch.int64), input_channel_work,
                           tile_work.round().to(torch.int64))
+
+    def count_rows(self, positions: Tensor, values: Tensor) -> LayerCount:
+        """Events and synops of a sparse wire (``values[i]`` is what pixel ``positions[i]`` sends);
+        the work arrays are left empty (count a dense wire when they are needed)."""
+        nonzero = (values != 0).to(torch.float64)  # (n, C)
+        fanout = self._fanout_rows()[positions]  # (n, C)
+        per_input = nonzero * fanout
+        empty = torch.zeros(0, dtype=torch.int64)
+        return LayerCount(int(nonzero.sum().item()), round(per_input.sum().item()), empty,
+                          per_input.sum(0).round().to(torch.int64), empty)
+
+    def _fanout_rows(self) -> Tensor:
+        if self._fanout_by_pixel is None:
+            self._fanout_by_pixel = self.fanout.permute(1, 2, 0).reshape(-1, self.fanout.shape[0]).contiguous()
+        return self._fanout_by_pixel
 
     @property
     def tiles_shape(self) -> tuple[int, int]:

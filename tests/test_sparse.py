@@ -1,0 +1,114 @@
+"""The sparse backend against the dense reference: same outputs (float tolerance), same Trace."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from spikestream.data import moving_objects_clip
+from spikestream.engine import Stream
+from spikestream.engine._sparse import SparseWire
+from spikestream.frontend import from_torch
+from spikestream.passes import to_sigma_delta
+
+# A flip of one event needs |Δ| within float rounding (~1e-7) of θ; allow a handful per million.
+EVENT_MISMATCH_TOLERANCE = 1e-5
+
+
+class EncoderDecoder(nn.Module):
+    """Every kind the sparse backend has a rule for: strided conv, pooling, nearest upsampling, concat,
+    add, transposed conv, and a 1x1 head."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.c1 = nn.Conv2d(1, 6, 3, padding=1)
+        self.c2 = nn.Conv2d(6, 8, 3, padding=1, stride=2)
+        self.c3 = nn.Conv2d(8, 8, 3, padding=1)
+        self.up = nn.Upsample(scale_factor=2)
+        self.c4 = nn.Conv2d(14, 6, 3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.avg = nn.AvgPool2d(2)
+        self.t = nn.ConvTranspose2d(6, 4, 2, stride=2)
+        self.head = nn.Conv2d(4, 2, 1)
+
+    def forward(self, x):
+        a = torch.relu(self.c1(x))
+        b = torch.relu(self.c2(a))
+        b = torch.relu(self.c3(b)) + b
+        c = torch.relu(self.c4(torch.cat([self.up(b), a], 1)))
+        d = torch.relu(self.t(self.pool(c) + self.avg(c)))
+        return self.head(d)
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return to_sigma_delta(from_torch(EncoderDecoder().eval(), (1, 48, 64)), threshold=0.03)
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return moving_objects_clip(frames=30, height=48, width=64, objects=2, seed=4)
+
+
+def run(graph, frames, backend, **options):
+    options.setdefault("calibrate", False)  # measured crossovers are for benchmarks; tests use the default
+    stream = Stream(graph, "sigma-delta", backend=backend, **options)
+    return np.stack([stream.process(f) for f in frames]), stream
+
+
+@pytest.mark.parametrize("record_work", [False, True])
+def test_sparse_matches_dense(graph, clip, record_work):
+    dense_out, dense = run(graph, clip.frames, "dense", record_work=record_work)
+    sparse_out, sparse = run(graph, clip.frames, "sparse", record_work=record_work)
+    np.testing.assert_allclose(sparse_out, dense_out, atol=1e-4, rtol=1e-4)
+    mismatched = np.abs(sparse.trace.events - dense.trace.events).sum()
+    assert mismatched <= EVENT_MISMATCH_TOLERANCE * dense.trace.events.sum() + 2
+    np.testing.assert_array_equal(sparse.trace.events[:, 0], dense.trace.events[:, 0])  # input layer exact
+    np.testing.assert_allclose(sparse.trace.synops, dense.trace.synops, rtol=1e-4, atol=50)
+    if record_work:
+        for layer in dense.trace.layers:
+            np.testing.assert_allclose(sparse.trace.tile_work(layer), dense.trace.tile_work(layer), rtol=1e-3,
+                                       atol=50)
+    assert sparse.trace.totals()["activity"] < 0.5  # the clip is mostly static: sparse paths were taken
+
+
+def test_sparse_paths_are_taken(graph, clip):
+    stream = Stream(graph, "sigma-delta", backend="sparse", record_work=False)
+    assert set(stream.crossovers) == {"c1", "c2", "c3", "c4", "t", "head"}
+    assert all(0.0 <= c <= 1.0 for c in stream.crossovers.values())
+    kinds = []
+    for frame in clip.frames[:5]:
+        result = stream.process(frame)
+        kinds.append([type(w).__name__ for w in stream.last_step.wires.values()])
+    assert result.shape == (2, 48, 64)
+    assert any("SparseWire" in k for k in kinds[1:])  # after the first frame events travel as rows
+
+
+def test_forced_dense_fallback_matches(graph, clip):
+    """With every crossover at zero the sparse backend runs the dense path everywhere."""
+    stream = Stream(graph, "sigma-delta", backend="sparse", calibrate=False)
+    for run_ in stream.backend.runs.values():
+        run_.crossover = 0.0
+    dense_out, _ = run(graph, clip.frames[:8], "dense")
+    forced = np.stack([stream.process(f) for f in clip.frames[:8]])
+    np.testing.assert_allclose(forced, dense_out, atol=1e-5)
+
+
+def test_sigma_delta_state_is_exposed_and_masks_work(graph, clip):
+    mask = np.ones((48, 64), bool)
+    mask[:, :32] = False
+    dense_out, dense = run(graph, clip.frames[:10], "dense", mask=mask)
+    sparse_out, sparse = run(graph, clip.frames[:10], "sparse", mask=mask)
+    np.testing.assert_allclose(sparse_out, dense_out, atol=1e-4)
+    for name in graph.neuron_layers():
+        np.testing.assert_allclose(sparse.state[name].reconstruction.numpy(),
+                                   dense.state[name].reconstruction.numpy(), atol=1e-4)
+
+
+def test_sparse_wire_densifies():
+    wire = SparseWire(torch.tensor([0, 5]), torch.tensor([[1.0, 2.0], [3.0, 0.0]]), (2, 2, 3))
+    dense = wire.dense()
+    assert dense.shape == (1, 2, 2, 3)
+    assert dense[0, :, 0, 0].tolist() == [1.0, 2.0] and dense[0, :, 1, 2].tolist() == [3.0, 0.0]
+    assert dense.abs().sum() == 6.0
