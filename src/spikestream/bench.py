@@ -1,0 +1,260 @@
+"""``spikestream bench``: the same network on the same frames, timed side by side in one run.
+
+Rows (DESIGN.md §4): PyTorch dense ANN per frame (eager), the same with torch.compile, spikestream
+dense sigma-delta, spikestream sparse sigma-delta, and the equivalent direct-encoded SNN in snnTorch
+and in SpikingJelly (ReLU replaced by integrate-and-fire neurons, T steps per frame), which is what
+SNN users would otherwise run. Every row consumes frames already decoded and preprocessed, so only
+the network is timed.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from spikestream import __version__
+from spikestream._progress import progress, status
+from spikestream.engine import Stream
+from spikestream.errors import InputError
+from spikestream.frontend import from_torch
+from spikestream.passes import to_sigma_delta
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    model: str = "seg-motion"  # zoo model name
+    video: str = "vtest.avi"  # a path, or the name of a sample video
+    frames: int = 300
+    threshold: float = 0.05  # sigma-delta θ
+    snn_steps: int = 4  # T of the direct-encoded snnTorch / SpikingJelly rows
+    snn_frames: int = 30  # those rows are slow: timed on the first frames only
+    compile: bool = True  # include the torch.compile row
+    external_snns: bool = True  # include the snnTorch and SpikingJelly rows
+    device: str = "cpu"  # "cuda" runs the PyTorch and dense rows on the GPU (TF32 off); sparse stays on CPU
+    threads: int | None = None  # torch threads (None: torch's default)
+
+
+@dataclass
+class Row:
+    name: str
+    fps: float
+    speedup_vs_eager: float | None = None
+    synops_over_dense_macs: float | None = None
+    efficiency: float | None = None  # achieved speedup ÷ ideal speedup (dense MACs ÷ synops)
+    max_abs_diff: float | None = None  # vs the eager ANN's outputs on the same frames
+    frames: int = 0
+    note: str = ""
+    outputs: np.ndarray | None = field(default=None, repr=False)
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "outputs"}
+
+
+def load_model_frames(model: str, video: str, count: int) -> tuple[nn.Module, object, list[np.ndarray]]:
+    """The zoo module and ``count`` frames of ``video`` prepared as the model's inputs (float32 (C, H, W))."""
+    from pathlib import Path
+
+    from spikestream.data import find_sample_video, read_frames
+    from spikestream.models import get_model
+
+    entry = get_model(model)
+    _, height, width = entry.input_shape
+    path = Path(video) if Path(video).exists() else find_sample_video(video)
+    frames = (f.image for f in read_frames(path, size=(width, height), grayscale=True, max_frames=count))
+    if entry.preprocess is not None:
+        frames = entry.preprocess(frames)
+    prepared = []
+    for frame in frames:
+        array = np.asarray(frame)
+        array = array.astype(np.float32) / 255.0 if array.dtype == np.uint8 else array.astype(np.float32)
+        prepared.append(array.reshape(entry.input_shape))
+    if not prepared:
+        raise InputError(f"no frames could be read from {video!r}")
+    return entry.build(), entry, prepared
+
+
+def _time_frames(step: Callable[[torch.Tensor], torch.Tensor], frames: list[torch.Tensor], description: str,
+                 synchronize: Callable[[], None] = lambda: None) -> tuple[float, np.ndarray]:
+    outputs = []
+    step(frames[0])  # warm-up (allocations, kernels)
+    synchronize()
+    start = time.perf_counter()
+    for frame in progress(frames, total=len(frames), description=description):
+        outputs.append(step(frame))
+    synchronize()
+    elapsed = time.perf_counter() - start
+    return len(frames) / elapsed, np.stack([o.detach().float().cpu().numpy() for o in outputs])
+
+
+def spiking_copy(module: nn.Module, neuron_factory: Callable[[], nn.Module]) -> nn.Module:
+    """The same network with every ReLU (module or function) replaced by a fresh spiking neuron module."""
+    graph_module = torch.fx.symbolic_trace(module)
+    count = 0
+    for node in list(graph_module.graph.nodes):
+        is_relu = (node.op == "call_function" and node.target in (torch.relu, nn.functional.relu)) or (
+            node.op == "call_method" and node.target == "relu") or (
+            node.op == "call_module" and isinstance(graph_module.get_submodule(node.target), nn.ReLU))
+        if is_relu:
+            name = f"spiking_neuron_{count}"
+            count += 1
+            graph_module.add_submodule(name, neuron_factory())
+            with graph_module.graph.inserting_after(node):
+                replacement = graph_module.graph.call_module(name, (node.args[0],))
+            node.replace_all_uses_with(replacement)
+            graph_module.graph.erase_node(node)
+    graph_module.recompile()
+    return graph_module.eval()
+
+
+def _snn_rows(module: nn.Module, frames: list[torch.Tensor], steps: int, reference: np.ndarray) -> list[Row]:
+    """Direct-encoded SNN rows: each frame is presented for ``steps`` steps, state reset between frames."""
+    rows = []
+    try:
+        import snntorch
+        from snntorch import utils as snntorch_utils
+
+        network = spiking_copy(module, lambda: snntorch.Leaky(beta=1.0, threshold=1.0, init_hidden=True,
+                                                              reset_mechanism="subtract"))
+
+        def snntorch_step(frame):
+            snntorch_utils.reset(network)
+            return torch.stack([network(frame[None]) for _ in range(steps)]).mean(0)[0]
+
+        with torch.inference_mode():
+            fps, outputs = _time_frames(snntorch_step, frames, "snntorch")
+        rows.append(Row("snntorch-direct-snn", fps, frames=len(frames), outputs=outputs,
+                        note=f"snnTorch {snntorch.__version__}, Leaky(beta=1) = IF, T={steps}, untuned thresholds"))
+    except ImportError as error:
+        rows.append(Row("snntorch-direct-snn", float("nan"), note=f"not installed: {error}"))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from spikingjelly.activation_based import functional, neuron
+        network = spiking_copy(module, lambda: neuron.IFNode(v_threshold=1.0, v_reset=None, step_mode="s"))
+
+        def spikingjelly_step(frame):
+            functional.reset_net(network)
+            return torch.stack([network(frame[None]) for _ in range(steps)]).mean(0)[0]
+
+        with torch.inference_mode():
+            fps, outputs = _time_frames(spikingjelly_step, frames, "spikingjelly")
+        rows.append(Row("spikingjelly-direct-snn", fps, frames=len(frames), outputs=outputs,
+                        note=f"SpikingJelly IFNode (soft reset), T={steps}, untuned thresholds"))
+    except ImportError as error:
+        rows.append(Row("spikingjelly-direct-snn", float("nan"), note=f"not installed: {error}"))
+    for row in rows:
+        if row.outputs is not None:
+            row.max_abs_diff = float(np.abs(row.outputs - reference[:len(row.outputs)]).max())
+    return rows
+
+
+def _stream_row(name: str, graph, frames: Iterable[np.ndarray], backend: str, device: str) -> tuple[Row, Stream]:
+    stream = Stream(graph, "sigma-delta", backend=backend, record_work=False,
+                    device=device if backend == "dense" else "cpu")
+    frames = list(frames)
+    stream.process(frames[0])  # warm-up frame, then start again from rest
+    stream.reset(clear_trace=True)
+    outputs = []
+    start = time.perf_counter()
+    for frame in progress(frames, total=len(frames), description=name):
+        outputs.append(stream.process(frame))
+    elapsed = time.perf_counter() - start
+    activity = stream.trace.totals()["activity"]
+    return Row(name, len(frames) / elapsed, synops_over_dense_macs=activity, frames=len(frames),
+               outputs=np.stack(outputs)), stream
+
+
+def run_bench(options: BenchOptions = BenchOptions()) -> dict:
+    """Time every row on the same frames; returns the report dict (with ``rows``)."""
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    device = torch.device(options.device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError("--device cuda asked for, but torch sees no CUDA device")
+        torch.backends.cuda.matmul.allow_tf32 = False  # an fp32 baseline, not TF32
+        torch.backends.cudnn.allow_tf32 = False
+    module, entry, frames = load_model_frames(options.model, options.video, options.frames)
+    status(f"bench: {len(frames)} frames of {options.video} at {entry.input_shape} through {entry.name}, "
+           f"θ = {options.threshold}, {torch.get_num_threads()} threads, device {device}")
+    tensors = [torch.from_numpy(f) for f in frames]
+    module = module.to(device)
+
+    def synchronize():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def eager(frame):
+        return module(frame.to(device, non_blocking=True)[None])[0]
+
+    rows: list[Row] = []
+    with torch.inference_mode():
+        fps, reference = _time_frames(eager, tensors, "eager ANN", synchronize)
+    rows.append(Row("pytorch-eager-ann", fps, 1.0, 1.0, None, 0.0, len(frames), "torch " + torch.__version__,
+                    reference))
+    if options.compile:
+        compiled = torch.compile(module)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            compiled(tensors[0].to(device)[None])
+        compile_s = time.perf_counter() - start
+
+        def compiled_step(frame):
+            return compiled(frame.to(device, non_blocking=True)[None])[0]
+
+        with torch.inference_mode():
+            fps, outputs = _time_frames(compiled_step, tensors, "compiled ANN", synchronize)
+        rows.append(Row("pytorch-compile-ann", fps, None, 1.0, None, float(np.abs(outputs - reference).max()),
+                        len(frames), f"torch.compile (inductor), compile time {compile_s:.1f} s excluded", outputs))
+    graph = to_sigma_delta(from_torch(module.cpu(), entry.input_shape), threshold=options.threshold)
+    module.to(device)
+    streams = {}
+    for name, backend in (("spikestream-dense-sd", "dense"), ("spikestream-sparse-sd", "sparse")):
+        row, streams[backend] = _stream_row(name, graph, frames, backend, options.device)
+        row.max_abs_diff = float(np.abs(row.outputs - reference).max())
+        rows.append(row)
+    if options.external_snns:
+        rows.extend(_snn_rows(module.cpu(), tensors[:options.snn_frames], options.snn_steps, reference))
+    eager_fps = rows[0].fps
+    for row in rows:
+        row.speedup_vs_eager = row.fps / eager_fps if np.isfinite(row.fps) else None
+        if row.synops_over_dense_macs and row.name.startswith("spikestream") and row.speedup_vs_eager:
+            row.efficiency = row.speedup_vs_eager * row.synops_over_dense_macs  # achieved ÷ (MACs / synops)
+    sparse_stream = streams["sparse"]
+    return {
+        "command": "bench",
+        "version": __version__,
+        "input": options.video,
+        "model": options.model,
+        "encoding": "sigma-delta",
+        "threshold": options.threshold,
+        "frames": len(frames),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "crossovers": sparse_stream.crossovers,
+        "layers": sparse_stream.trace.layer_summary(),
+        "totals": sparse_stream.trace.totals(),
+        "rows": [row.as_dict() for row in rows],
+        "_outputs": {row.name: row.outputs for row in rows if row.outputs is not None},
+    }
+
+
+def markdown_table(rows: list[dict]) -> str:
+    def cell(value, digits=2):
+        if value is None or (isinstance(value, float) and not np.isfinite(value)):
+            return "–"
+        return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+    lines = ["| row | frames/s | speedup vs eager | synops / dense MACs | efficiency | max output diff | note |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for row in rows:
+        lines.append(f"| {row['name']} | {cell(row['fps'], 1)} | {cell(row['speedup_vs_eager'])} | "
+                     f"{cell(row['synops_over_dense_macs'], 3)} | {cell(row['efficiency'])} | "
+                     f"{cell(row['max_abs_diff'], 4)} | {row['note']} |")
+    return "\n".join(lines)
