@@ -149,7 +149,9 @@ class SparseBackend:
             matrix = weight.permute(1, 2, 3, 0).reshape(weight.shape[1], kh * kw * weight.shape[0])
         else:  # ConvTranspose2d weight is (C_in, C_out, kh, kw)
             matrix = weight.permute(0, 2, 3, 1).reshape(weight.shape[0], kh * kw * weight.shape[1])
-        taps = [(ky * node.dilation[0], kx * node.dilation[1]) for ky in range(kh) for kx in range(kw)]
+        offsets = torch.tensor([(ky * node.dilation[0], kx * node.dilation[1]) for ky in range(kh)
+                                for kx in range(kw)])
+        taps = (offsets[:, 0][None], offsets[:, 1][None])  # (1, K) row and column offsets
         return matrix.contiguous(), taps, out_shape[0]
 
     # --- state -------------------------------------------------------------------------------------
@@ -261,29 +263,28 @@ class SparseBackend:
             run.dirty = wire.positions
             run.wire = run.value
             return
-        contributions = (wire.values @ matrix).reshape(-1, len(taps), out_channels)  # (n, K, C_out)
-        py, px = wire.positions // in_w, wire.positions % in_w
-        flat = run.flat
-        targets_all = []
+        contributions = (wire.values @ matrix).reshape(-1, out_channels)  # (n·K, C_out), tap-major per event
+        py = (wire.positions // in_w)[:, None]  # (n, 1)
+        px = (wire.positions % in_w)[:, None]
+        dy, dx = taps  # (1, K) each
         stride_y, stride_x = node.stride
         pad_y, pad_x = node.padding
-        for k, (dy, dx) in enumerate(taps):
-            if node.kind == "Conv2d":  # output o reads input o·s − p + d·k
-                ny, nx = py + pad_y - dy, px + pad_x - dx
-                if stride_y == 1 and stride_x == 1:
-                    oy, ox = ny, nx
-                    valid = (oy >= 0) & (oy < out_h) & (ox >= 0) & (ox < out_w)
-                else:
-                    oy, ox = ny.div(stride_y, rounding_mode="floor"), nx.div(stride_x, rounding_mode="floor")
-                    valid = ((ny % stride_y == 0) & (nx % stride_x == 0) & (oy >= 0) & (oy < out_h)
-                             & (ox >= 0) & (ox < out_w))
-            else:  # transposed: input i lands on output i·s − p + d·k
-                oy, ox = py * stride_y - pad_y + dy, px * stride_x - pad_x + dx
+        if node.kind == "Conv2d":  # output o reads input o·s − p + d·k
+            ny, nx = py + pad_y - dy, px + pad_x - dx  # (n, K)
+            if stride_y == 1 and stride_x == 1:
+                oy, ox = ny, nx
                 valid = (oy >= 0) & (oy < out_h) & (ox >= 0) & (ox < out_w)
-            targets = (oy * out_w + ox)[valid]
-            flat.index_add_(0, targets, contributions[valid, k])
-            targets_all.append(targets)
-        run.dirty = run.marker.unique(*targets_all)
+            else:
+                oy, ox = ny.div(stride_y, rounding_mode="floor"), nx.div(stride_x, rounding_mode="floor")
+                valid = ((ny % stride_y == 0) & (nx % stride_x == 0) & (oy >= 0) & (oy < out_h)
+                         & (ox >= 0) & (ox < out_w))
+        else:  # transposed: input i lands on output i·s − p + d·k
+            oy, ox = py * stride_y - pad_y + dy, px * stride_x - pad_x + dx
+            valid = (oy >= 0) & (oy < out_h) & (ox >= 0) & (ox < out_w)
+        valid = valid.reshape(-1)
+        targets = (oy * out_w + ox).reshape(-1)[valid]
+        run.flat.index_add_(0, targets, contributions[valid])
+        run.dirty = run.marker.unique(targets)
         run.wire = run.value
 
     # --- calibration ---------------------------------------------------------------------------------
