@@ -164,6 +164,8 @@ NODE_FACTORIES = {
         threshold=b.neuron_param(), r=b.neuron_param(), v_leak=b.neuron_param(), v_reset=b.neuron_param(),
         w_in=b.neuron_param(), reset=b.reset())),
     "SigmaDelta": lambda b, name: b.add(ir.SigmaDelta(name, threshold=np.abs(b.neuron_param()))),
+    "Requantize": lambda b, name: b.add(ir.Requantize(name, shift=b.draw(st.integers(0, 12)),
+                                                      bits=b.draw(st.integers(1, 8)))),
     "Flatten": _flatten,
     "Linear": _linear,
 }
@@ -260,8 +262,8 @@ def test_how_other_nir_tools_see_the_extension(tmp_path):
     assert plain.nodes["relu"].metadata["spikestream.kind"] == "ReLU"
     assert plain.nodes["lif"].metadata["spikestream.reset"] == "subtract"
     assert list(plain.nodes["up"].metadata["spikestream.params"]["scale_factor"]) == [2, 2]
-    assert sorted(extension_kinds()) == ["Add", "Concat", "ConvTranspose2d", "MaxPool2d", "ReLU", "SigmaDelta",
-                                         "Upsample"]
+    assert sorted(extension_kinds()) == ["Add", "Concat", "ConvTranspose2d", "MaxPool2d", "ReLU", "Requantize",
+                                         "SigmaDelta", "Upsample"]
 
 
 def test_channel_concat_adapters_compute_the_concat_under_nir_rules():

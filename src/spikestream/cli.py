@@ -42,6 +42,42 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tile", type=_tile, default=(16, 16), help="output tile for per-tile work, e.g. 16x16")
 
 
+def _add_hardware_options(parser: argparse.ArgumentParser, target: str | None) -> None:
+    group = parser.add_argument_group("hardware model (spikestream.hw)")
+    group.add_argument("--target", default=target,
+                       help="fpga, neuromorphic or sensor" + (f" (default {target})" if target else
+                                                               " (default: no hardware simulation)"))
+    group.add_argument("--schedule", default="kwbs",
+                       help="PE-array schedule: static, round-robin, kwbs (default), adaptive-kwbs, oracle, ideal")
+    group.add_argument("--device", default="XC7Z035", help="FPGA device: XC7Z020, XC7Z035 (default), XCVU13P")
+    group.add_argument("--pes", type=int, default=16, help="processing elements of the FPGA array (default 16)")
+    group.add_argument("--units", default="auto", help="work unit per PE: auto, channel, input_channel, tile")
+    group.add_argument("--profile-every", type=int, default=None, metavar="K",
+                       help="KWBS re-profiles every K frames when the trace marks no keyframes (default 8)")
+    group.add_argument("--balance-threshold", type=float, default=None,
+                       help="adaptive KWBS re-profiles when a frame's lower bound / makespan falls below this "
+                            "(default 0.9)")
+    group.add_argument("--neuron-update", default="touched",
+                       help="FPGA neuron updates: touched (event-driven, default) or all (dense pass)")
+    group.add_argument("--chip", default="loihi2", help="neuromorphic chip: loihi or loihi2 (default)")
+    group.add_argument("--chips", type=int, default=1, help="neuromorphic chips available (default 1)")
+    group.add_argument("--sensor", default="cis-45nm", help="image sensor preset (default cis-45nm)")
+    group.add_argument("--adc-bits", type=int, default=None, help="conventional ADC bits (default: the preset's)")
+    group.add_argument("--link-format", default="auto", help="in-sensor link format: bitmap, aer or auto (default)")
+
+
+def _hardware_options(args):
+    from spikestream.hw import HardwareOptions
+
+    if args.target is None:
+        return None
+    return HardwareOptions(target=args.target, schedule=args.schedule, device=args.device,
+                           processing_elements=args.pes, units=args.units, profile_every=args.profile_every,
+                           balance_threshold=args.balance_threshold, neuron_update=args.neuron_update,
+                           chip=args.chip, chips=args.chips, sensor=args.sensor, adc_bits=args.adc_bits,
+                           link_format=args.link_format)
+
+
 def main_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="spikestream", description="Spiking neural networks on video.")
     parser.add_argument("--version", action="version", version=f"spikestream {__version__}")
@@ -57,11 +93,32 @@ def main_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", required=True, help="output folder (report.json, trace.npz)")
     run.add_argument("--frames", type=int, default=None, help="process at most this many frames")
     _add_run_options(run)
+    _add_hardware_options(run, target=None)
 
-    demo = commands.add_parser("demo", help="the main job on an embedded default input")
+    simulate = commands.add_parser("simulate", help="run a saved trace on a hardware model (FPGA PE array, "
+                                                    "neuromorphic cores, in-sensor first layer)")
+    simulate.add_argument("--trace", required=True, help="a trace.npz written by run or demo")
+    simulate.add_argument("--out", required=True, help="output folder (report.json, report.html, PNG plots)")
+    _add_hardware_options(simulate, target="fpga")
+
+    demo = commands.add_parser("demo", help="segment moving people in vtest.avi with a sigma-delta network; "
+                                            "writes report.json, report.html and an annotated video")
     demo.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
-    demo.add_argument("--frames", type=int, default=60, help="number of synthetic frames (default 60)")
+    demo.add_argument("--frames", type=int, default=None,
+                      help="at most this many frames (default: the 195 test frames of vtest.avi; 60 synthetic "
+                           "frames when the video cannot be had)")
     _add_run_options(demo)
+
+    bench = commands.add_parser("bench", help="time eager/compiled PyTorch, dense and sparse sigma-delta, "
+                                "snnTorch and SpikingJelly on the same frames")
+    bench.add_argument("--model", default="seg-motion", help="zoo model name (default seg-motion)")
+    bench.add_argument("--video", default="vtest.avi", help="a video path or a sample video name")
+    bench.add_argument("--frames", type=int, default=300)
+    bench.add_argument("--threshold", type=float, default=0.05)
+    bench.add_argument("--no-compile", action="store_true", help="skip the torch.compile row")
+    bench.add_argument("--no-external", action="store_true", help="skip the snnTorch and SpikingJelly rows")
+    bench.add_argument("--device", default="cpu", help="cpu or cuda (PyTorch and dense rows)")
+    bench.add_argument("--out", default="out/bench", help="output folder (report.json)")
 
     train = commands.add_parser("train", help="retrain a zoo model and write its safetensors weights")
     train.add_argument("model", help="zoo model name")
@@ -95,17 +152,52 @@ def _print_summary(report: dict, out: str) -> None:
     print(f"report: {out}/report.json")
 
 
+def _print_hardware(report: dict) -> None:
+    hardware = report.get("hardware")
+    if not hardware:
+        return
+    balance = hardware.get("balance_ratio")
+    print(f"{hardware['target']}" + (f" ({hardware['schedule']})" if hardware.get("schedule") else "")
+          + f": {hardware['fps']:,.1f} frames/s, latency {hardware['latency_s'] * 1e3:.3f} ms, "
+          f"{hardware['energy_j_per_frame'] * 1e3:.4g} mJ/frame, EDP {hardware['edp']:.3g} J·s"
+          + (f", balance ratio {balance:.3f}" if balance is not None else ""))
+    for precision in ("fp32", "int8"):
+        entry = report["energy"][precision]
+        compute, memory = entry["compute_only"], entry["memory_inclusive"]
+        print(f"  {precision}: SNN/ANN energy {compute['snn_over_ann']:.3f} compute-only, "
+              f"{memory['snn_over_ann']:.3f} memory-inclusive; break-even activity "
+              f"{compute['break_even_activity']:.3g} / {memory['break_even_activity']:.3g} "
+              f"(trace activity {entry['activity']:.3g})")
+    if "sensor" in report:
+        sensor = report["sensor"]
+        print(f"  sensor: bandwidth {sensor['bandwidth_reduction']:.1f}x lower, energy "
+              f"{sensor['energy_reduction']:.2f}x lower than the conventional pipeline")
+
+
 def main_runner(args: argparse.Namespace) -> int:
     from spikestream import jobs
 
     if args.command == "info":
         print(json.dumps(jobs.info(), indent=2))
     elif args.command == "run":
-        report = jobs.run_video(args.video, args.model, args.out, _run_options(args))
+        report = jobs.run_video(args.video, args.model, args.out, _run_options(args), _hardware_options(args))
         _print_summary(report, args.out)
+        _print_hardware(report)
+    elif args.command == "simulate":
+        report = jobs.simulate_trace(args.trace, args.out, _hardware_options(args))
+        _print_hardware(report)
+        print(f"report: {args.out}/report.json")
     elif args.command == "demo":
         report = jobs.demo(args.out, frames=args.frames, options=_run_options(args))
         _print_summary(report, args.out)
+    elif args.command == "bench":
+        from spikestream.bench import BenchOptions, markdown_table
+
+        report = jobs.bench(args.out, BenchOptions(model=args.model, video=args.video, frames=args.frames,
+                                                   threshold=args.threshold, compile=not args.no_compile,
+                                                   external_snns=not args.no_external, device=args.device))
+        print(markdown_table(report["rows"]))
+        print(f"report: {args.out}/report.json")
     elif args.command == "train":
         print(json.dumps(jobs.train(args.model, args.out, seed=args.seed), indent=2))
     return 0

@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 import platform
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from spikestream._progress import progress, status
 from spikestream.encoding import ENCODINGS, make_encoding
 from spikestream.engine import KeyframePolicy, Stream
 from spikestream.errors import InputError
+from spikestream.hw import HardwareOptions
 from spikestream.report import write_report
 
 
@@ -104,14 +106,24 @@ def build_report(command: str, input_name: str, model: str, stream: Stream, wall
         "frames": trace.frames,
         "wall_s": wall_s,
         "fps": trace.frames / wall_s if wall_s > 0 else None,
-        "layers": trace.layer_summary(),
+        "layers": [{**layer, "activity": layer["synops"] / layer["dense_macs"] if layer["dense_macs"] else 0.0}
+                   for layer in trace.layer_summary()],
         "totals": trace.totals(),
     }
     report.update(extra)
     return report
 
 
-def _video_frames(video: str, graph: ir.Graph, limit: int | None):
+def model_preprocess(spec: str) -> Callable[[Iterable[np.ndarray]], Iterator[np.ndarray]] | None:
+    """The zoo model's frame preprocessor (``ZooModel.preprocess``), or None for .nir files and plain models."""
+    from spikestream.models import MODELS
+
+    return MODELS[spec].preprocess if spec in MODELS else None
+
+
+def _video_frames(video: str, graph: ir.Graph, limit: int | None,
+                  preprocess: Callable[[Iterable[np.ndarray]], Iterator[np.ndarray]] | None = None):
+    """Frames of ``video`` resized to the model input; a preprocessor gets them gray and makes the model inputs."""
     from spikestream.data import read_frames
 
     channels, height, width = graph.input_shape if len(graph.input_shape) == 3 else (None, None, None)
@@ -119,44 +131,219 @@ def _video_frames(video: str, graph: ir.Graph, limit: int | None):
         raise InputError(f"video input needs a model with a (C, H, W) input, this one takes {graph.input_shape}")
     path = Path(video)
     size = None if path.suffix == ".npy" else (width, height)  # arrays are taken as they are
-    return (f.image for f in read_frames(path, size=size, grayscale=channels == 1, max_frames=limit))
+    grayscale = channels == 1 or preprocess is not None
+    frames = (f.image for f in read_frames(path, size=size, grayscale=grayscale, max_frames=limit))
+    return frames if preprocess is None else preprocess(frames)
 
 
-def run_video(video: str, model: str, out: str | os.PathLike, options: RunOptions = RunOptions()) -> dict:
-    """``spikestream run``: stream a video (or a .npy frame array) through a model, write report.json."""
+def run_video(video: str, model: str, out: str | os.PathLike, options: RunOptions = RunOptions(),
+              hardware: HardwareOptions | None = None) -> dict:
+    """``spikestream run``: stream a video (or a .npy frame array) through a model, write report.json.
+    With ``hardware``, also simulate the trace on that target (``hardware``, ``energy`` sections, plots)."""
+    from spikestream.hw import attach_geometry
+
     graph, model_name = resolve_model(model)
     graph = prepare_graph(graph, options)
-    frames = _video_frames(video, graph, options.frames)
+    frames = _video_frames(video, graph, options.frames, model_preprocess(model))
     stream, _, wall_s = stream_frames(graph, frames, options, options.frames, f"run {Path(video).name}")
     if stream.trace.frames == 0:
         raise InputError(f"no frames could be read from {video!r}")
+    attach_geometry(stream.trace, graph)  # saved with the trace: hardware studies rerun without the model
+    stream.trace.metadata.setdefault("model", model_name)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     extra = {"threshold": options.threshold}
     if options.save_trace:
         extra["trace"] = str(stream.trace.save(out / "trace.npz"))
+    if hardware is not None:
+        extra.update(_hardware_sections(stream.trace, hardware, out)[0])
     report = build_report("run", str(video), model_name, stream, wall_s, **extra)
     write_report(out, report)
     return report
 
 
-def demo(out: str | os.PathLike, frames: int = 60, options: RunOptions = RunOptions()) -> dict:
-    """``spikestream demo``: a synthetic moving-objects clip through a small sigma-delta network."""
-    from spikestream.data import moving_objects_clip
-    from spikestream.models import MODELS
+def _hardware_sections(trace, hardware: HardwareOptions, out: Path):
+    """Simulate ``trace`` on a target, leave its plots as PNGs in ``out``; -> (report sections, result, plots)."""
+    from spikestream.hw import run_hardware
+    from spikestream.report._hardware_plots import hardware_plots, write_hardware_pngs
 
-    entry = MODELS["tiny-seg"]
-    graph = prepare_graph(resolve_model(entry.name)[0], options)
-    _, height, width = entry.input_shape
-    clip = moving_objects_clip(frames=frames, height=height, width=width, seed=0)
-    status(f"demo: {frames} synthetic frames ({width}x{height}) through {entry.name} as a sigma-delta network "
-           f"(θ = {options.threshold}); the weights are {'trained' if entry.trained else 'untrained (seeded)'}")
-    stream, _, wall_s = stream_frames(graph, clip.frames, options, frames, "demo")
+    result, sections, energy = run_hardware(trace, hardware)
+    plots = hardware_plots(result, energy)
+    sections["hardware"]["plots"] = [str(path) for path in write_hardware_pngs(out, plots)]
+    return sections, result, plots
+
+
+def simulate_trace(trace_path: str | os.PathLike, out: str | os.PathLike,
+                   hardware: HardwareOptions | None = None) -> dict:
+    """``spikestream simulate``: run a saved trace on a hardware target; writes report.json (``fps`` is the
+    simulated target's throughput), report.html and the PNG plots."""
+    from spikestream.engine import Trace
+    from spikestream.report import write_html_report
+    from spikestream.report._hardware_plots import hardware_images
+
+    hardware = hardware or HardwareOptions()
+    trace = Trace.load(trace_path)
+    start = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    extra = {"threshold": options.threshold, "trace": str(stream.trace.save(out / "trace.npz"))}
-    report = build_report("demo", f"synthetic:moving-objects(frames={frames}, seed=0)", entry.name, stream,
-                          wall_s, **extra)
+    sections, result, plots = _hardware_sections(trace, hardware, out)
+    report = {"command": "simulate", "version": __version__, "input": str(trace_path),
+              "model": trace.metadata.get("model"), "encoding": trace.metadata.get("encoding"),
+              "steps": trace.metadata.get("steps"), "frames": trace.frames,
+              "wall_s": time.perf_counter() - start, "fps": result.fps,
+              "layers": [{**layer, "activity": layer["synops"] / layer["dense_macs"] if layer["dense_macs"] else 0.0}
+                         for layer in trace.layer_summary()],
+              "totals": trace.totals(), **sections}
+    write_report(out, report)
+    write_html_report(out, report, trace, images_after=hardware_images(result, plots))
+    return report
+
+
+DEMO_MODEL = "seg-motion"
+DEMO_VIDEO = "vtest.avi"
+DEMO_SYNTHETIC_FRAMES = 60  # length of the fallback clip when the sample video cannot be had
+DEMO_VIDEO_NAME = "demo.mp4"
+DEMO_VIDEO_SCALE = 2  # the annotated video shows the 384x288 model input twice as large, beside its panel
+# Torch threads while the demo streams. Each frame is a few dozen small tensor ops; with two threads every
+# op ends in a barrier, and on a loaded machine a descheduled worker stalls each one: measured 1.66 s/frame
+# with 2 threads against 0.11 s/frame with 1 at a load of 8 on 2 cores.
+DEMO_THREADS = 1
+
+
+@contextmanager
+def _torch_threads(count: int):
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@dataclass
+class _DemoSource:
+    """What the demo streams: model inputs paired with the gray frames they came from."""
+
+    description: str  # report.json "input"
+    pairs: Iterator[tuple[np.ndarray, np.ndarray]]  # (uint8 (H, W) frame, model input), lazily
+    frames: int  # how many pairs the iterator yields
+    fps: float
+    reference: np.ndarray | None  # bool (frames, H, W) masks to score against, or None
+    reference_key: str  # report key of the IoU against the reference
+    first_frame: int = 0  # index in the video of the first streamed frame
+    note: str | None = None  # said in the log and the HTML report (e.g. why the fallback was taken)
+
+
+def _demo_source(entry, frames: int | None) -> _DemoSource:
+    """The test frames of vtest.avi (the background estimate warmed up on the frames before them), or a
+    synthetic clip if the video cannot be had."""
+    import itertools
+
+    from spikestream.data import SampleDataError, find_sample_video, moving_objects_clip, read_frames, video_info
+    from spikestream.models.seg_motion import TEST_FRAMES, teacher_masks
+
+    _, height, width = entry.input_shape
+    try:
+        path = find_sample_video(DEMO_VIDEO)
+    except SampleDataError as error:
+        count = frames or DEMO_SYNTHETIC_FRAMES
+        note = (f"{DEMO_VIDEO} could not be had ({error}); the demo runs on a synthetic moving-objects clip "
+                f"instead ({count} frames, {width}x{height}), scored against its ground-truth masks")
+        status(f"demo: {note}")
+        clip = moving_objects_clip(frames=count, height=height, width=width, objects=4, seed=0)
+        return _DemoSource(f"synthetic:moving-objects(frames={count}, {width}x{height}, seed=0)",
+                           zip(iter(clip.frames), entry.preprocess(iter(clip.frames)), strict=True), count,
+                           10.0, clip.masks, "iou_vs_ground_truth", note=note)
+    first = TEST_FRAMES.start
+    count = min(frames or len(TEST_FRAMES), len(TEST_FRAMES))
+    gray = (f.image for f in read_frames(path, size=(width, height), grayscale=True, max_frames=first + count))
+    raw, feed = itertools.tee(gray)
+    pairs = zip(raw, entry.preprocess(feed), strict=True)
+    for _ in progress(itertools.islice(pairs, first), total=first,
+                      description=f"background warm-up (frames 0-{first - 1})"):
+        pass  # the model's running background sees the earlier frames; the network starts at `first`
+    reference = teacher_masks(path)[first:first + count]
+    return _DemoSource(f"{DEMO_VIDEO} frames {first}-{first + count - 1}", pairs, count, video_info(path).fps,
+                       reference, "iou_vs_teacher", first_frame=first)
+
+
+def demo(out: str | os.PathLike, frames: int | None = None, options: RunOptions = RunOptions()) -> dict:
+    """``spikestream demo``: ``seg-motion`` as a sigma-delta network over the test frames of vtest.avi.
+
+    Writes ``report.json``, ``report.html`` (self-contained plots), ``demo.mp4`` (the segmentation and the
+    live activity, frame by frame) and ``trace.npz`` to ``out``. ``frames``: at most this many (default:
+    all 195 test frames, 600-794). Without the video it says so and runs on a synthetic clip.
+    """
+    from spikestream.data import write_video
+    from spikestream.models import MODELS
+    from spikestream.models.seg_motion import foreground, mask_iou, predict
+    from spikestream.report import ReportImage, png_from_array, write_html_report
+    from spikestream.report._annotate import annotate_frame
+
+    begin = time.perf_counter()
+    entry = MODELS[DEMO_MODEL]
+    module = entry.build()
+    graph = prepare_graph(resolve_model(entry.name)[0], options)
+    source = _demo_source(entry, frames)
+    status(f"demo: {source.description} through {entry.name} as a {options.encoding} network "
+           f"(θ = {options.threshold})")
+    images, inputs = [], []
+
+    def model_inputs():
+        for image, x in source.pairs:
+            images.append(image)
+            inputs.append(x.astype(np.float16))  # for the ANN comparison afterwards; half the memory
+            yield x
+
+    with _torch_threads(DEMO_THREADS):
+        stream, outputs, wall_s = stream_frames(graph, model_inputs(), options, source.frames, "demo")
+    masks = foreground(np.stack(outputs)[:, 0])  # (N, H, W)
+    ann = foreground(predict(module, np.stack(inputs).astype(np.float32))[:, 0])
+    trace = stream.trace
+    macs = int(trace.dense_macs.sum())
+    activity_series = trace.synops.sum(1) / macs
+    layer_activity = trace.synops / np.maximum(trace.dense_macs, 1)  # (N, L)
+    extra = {"threshold": options.threshold, "activity_per_frame": activity_series,
+             "agreement_with_ann": mask_iou(masks, ann)}
+    per_frame_iou = None
+    if source.reference is not None:
+        reference = source.reference[:len(masks)]
+        per_frame_iou = [mask_iou(m, r) for m, r in zip(masks, reference, strict=True)]
+        extra[source.reference_key] = mask_iou(masks, reference)
+        extra[source.reference_key.replace("iou_", "iou_ann_")] = mask_iou(ann, reference)
+        extra["iou_per_frame"] = per_frame_iou
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    reference_name = "teacher" if source.reference_key == "iou_vs_teacher" else "ground truth"
+
+    def annotated(index: int) -> np.ndarray:
+        return annotate_frame(images[index], masks[index], trace.layers, layer_activity[index], activity_series,
+                              index, reference=None if source.reference is None else source.reference[index],
+                              reference_name=reference_name, scale=DEMO_VIDEO_SCALE,
+                              caption=f"frame {source.first_frame + index}   theta = {options.threshold}")
+
+    video = write_video(out / DEMO_VIDEO_NAME, (annotated(i) for i in range(len(masks))), fps=source.fps)
+    extra["video"] = str(video)
+    from spikestream.hw import attach_geometry
+
+    attach_geometry(trace, graph)  # lets `spikestream simulate --trace` price the demo's trace
+    trace.metadata.setdefault("model", entry.name)
+    extra["trace"] = str(trace.save(out / "trace.npz"))
+    report = build_report("demo", source.description, entry.name, stream, wall_s, **extra)
+    first_layer = trace.layers[0]
+    still = len(masks) // 2
+    write_html_report(out, report, trace, background=np.mean(images, axis=0).astype(np.uint8),
+                      layer=first_layer, output_size=graph.shapes[first_layer][1:], iou=per_frame_iou,
+                      first_frame=source.first_frame,
+                      notes=[source.note] if source.note else (),
+                      images_before=[ReportImage(f"Frame {source.first_frame + still} of the annotated video "
+                                                 f"({DEMO_VIDEO_NAME})",
+                                                 f"Left: the network's mask (red) and the {reference_name}'s "
+                                                 "outline (green). Right: this frame's synops / dense MACs per "
+                                                 "layer and the network's activity over the clip.",
+                                                 png_from_array(annotated(still)))])
+    report["demo_wall_s"] = time.perf_counter() - begin
     write_report(out, report)
     return report
 

@@ -1,5 +1,6 @@
 """Data: video files in and out, synthetic video with ground truth, and where real data comes from."""
 
+from spikestream.data.fashion_mnist import FashionMNISTError, load_fashion_mnist
 from spikestream.data.sources import (
     CACHE_VARIABLE,
     FASHION_MNIST_DIR,
@@ -44,6 +45,7 @@ __all__ = [
     "OPENCV_DOC_PACKAGE",
     "SAMPLE_VIDEOS",
     "SHAPES",
+    "FashionMNISTError",
     "SampleDataError",
     "SyntheticClip",
     "TextureProvider",
@@ -55,6 +57,7 @@ __all__ = [
     "default_video_codec",
     "find_sample_video",
     "lane_row_prior",
+    "load_fashion_mnist",
     "moving_objects_clip",
     "read_frames",
     "shaded_texture",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikestream.data.sources import FASHION_MNIST_DIR, FASHION_MNIST_FILES, FASHION_MNIST_PACKAGE
+from spikestream.data import sources
 from spikestream.errors import InputError
 
 FASHION_MNIST_VARIABLE = "SPIKESTREAM_FASHION_MNIST"  # environment variable: a folder with the four IDX files
@@ -34,13 +34,13 @@ class FashionMNISTError(InputError):
 def fashion_mnist_dir() -> Path:
     """The folder the IDX files are read from: ``$SPIKESTREAM_FASHION_MNIST`` if set, else the Debian one."""
     configured = os.environ.get(FASHION_MNIST_VARIABLE)
-    return Path(configured).expanduser() if configured else FASHION_MNIST_DIR
+    return Path(configured).expanduser() if configured else sources.FASHION_MNIST_DIR  # read late: tests move it
 
 
 def find_fashion_mnist() -> Path | None:
     """The folder holding all four IDX files (each ``.gz`` or plain), or None when any is missing."""
     folder = fashion_mnist_dir()
-    if all(_idx_path(folder, name) is not None for name in FASHION_MNIST_FILES):
+    if all(_idx_path(folder, name) is not None for name in sources.FASHION_MNIST_FILES):
         return folder
     return None
 
@@ -106,7 +106,8 @@ def _require(folder: Path, name: str) -> Path:
     if path is None:
         where = (f"${FASHION_MNIST_VARIABLE}={folder}" if os.environ.get(FASHION_MNIST_VARIABLE)
                  else str(folder))
+        package = sources.FASHION_MNIST_PACKAGE
         raise FashionMNISTError(f"Fashion-MNIST is not available: {name} (or {name.removesuffix('.gz')}) is "
-                                f"missing in {where}. Install it with 'apt-get install {FASHION_MNIST_PACKAGE}', "
+                                f"missing in {where}. Install it with 'apt-get install {package}', "
                                 f"or set {FASHION_MNIST_VARIABLE} to a folder holding the four IDX files")
     return path

@@ -14,7 +14,8 @@ gzip-compressed ``.avi.gz`` is handled too). ``find_sample_video`` looks, in ord
    its 295 MB of documentation.
 
 Fashion-MNIST comes from the Debian package ``dataset-fashion-mnist``, whose four idx files land
-in ``/usr/share/datasets/fashion-mnist/``; for now only that location is reported.
+in ``/usr/share/datasets/fashion-mnist/``, or from the folder ``$SPIKESTREAM_FASHION_MNIST`` names;
+``fashion_mnist.load_fashion_mnist`` reads them.
 """
 
 from __future__ import annotations
@@ -96,8 +97,10 @@ def data_locations() -> dict[str, str]:
         if found is None and (_sample_cache() / name).is_file():
             found = _sample_cache() / name
         locations[name] = str(found) if found is not None else "missing"
-    complete = all((FASHION_MNIST_DIR / file).is_file() for file in FASHION_MNIST_FILES)
-    locations["fashion-mnist"] = str(FASHION_MNIST_DIR) if complete else "missing"
+    from spikestream.data.fashion_mnist import find_fashion_mnist  # it imports this module's constants
+
+    fashion_mnist = find_fashion_mnist()
+    locations["fashion-mnist"] = str(fashion_mnist) if fashion_mnist is not None else "missing"
     locations["cache"] = str(cache_dir())
     return locations
 

@@ -4,6 +4,7 @@ from spikestream.engine._backends import BACKENDS, make_backend, register_backen
 from spikestream.engine._counting import LayerCount, LayerCounter, dense_macs
 from spikestream.engine._executor import GraphExecutor, StepResult
 from spikestream.engine._ops import DENSE_OPS
+from spikestream.engine._radix import RadixExecutor, RadixResult, radix_bits
 from spikestream.engine._stateful import STATEFUL
 from spikestream.engine._stream import FrameShapeError, KeyframePolicy, Stream, as_frame, simulate
 from spikestream.engine._trace import Trace, TraceFormatError
@@ -17,6 +18,8 @@ __all__ = [
     "KeyframePolicy",
     "LayerCount",
     "LayerCounter",
+    "RadixExecutor",
+    "RadixResult",
     "StepResult",
     "Stream",
     "Trace",
@@ -24,6 +27,7 @@ __all__ = [
     "as_frame",
     "dense_macs",
     "make_backend",
+    "radix_bits",
     "register_backend",
     "simulate",
 ]

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from spikestream import ir
+from spikestream import ir, neurons
 
 DenseOp = Callable[[ir.Node, dict[str, Tensor], list[Tensor]], Tensor]
 DENSE_OPS: dict[str, DenseOp] = {}
@@ -109,3 +109,8 @@ def _concat(node: ir.Concat, params, inputs):
 @dense_op("ReLU")
 def _relu(node, params, inputs):
     return torch.relu(inputs[0])
+
+
+@dense_op("Requantize")
+def _requantize(node: ir.Requantize, params, inputs):
+    return neurons.requantize(inputs[0], node.shift, node.bits)  # exact on integer-valued floats

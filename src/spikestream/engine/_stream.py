@@ -14,6 +14,8 @@ from spikestream.encoding import Encoding, make_encoding
 from spikestream.engine._backends import make_backend
 from spikestream.engine._counting import LayerCount, LayerCounter
 from spikestream.engine._executor import GraphExecutor, StepResult
+from spikestream.engine._radix import RadixExecutor, output_scale, radix_bits, radix_frame_counts
+from spikestream.engine._sparse import SparseWire
 from spikestream.engine._trace import Trace
 from spikestream.errors import InputError
 
@@ -98,11 +100,18 @@ class TraceRecorder:
 
     def count(self, step: StepResult, totals: list[LayerCount] | None) -> list[LayerCount]:
         """Add one time step's counts to the running totals of the current frame."""
-        counts = [counter.count(step.wires[source]) for counter, source in zip(self.counters, self.sources,
-                                                                                strict=True)]
+        counts = [self._count(counter, step.wires[source])
+                  for counter, source in zip(self.counters, self.sources, strict=True)]
         if totals is None:
             return counts
         return [LayerCount(*(x + y for x, y in zip(a, b, strict=True))) for a, b in zip(totals, counts, strict=True)]
+
+
+    def _count(self, counter: LayerCounter, wire) -> LayerCount:
+        work = self.trace.record_work
+        if isinstance(wire, SparseWire):
+            return counter.count(wire.dense()) if work else counter.count_rows(wire.positions, wire.values)
+        return counter.count(wire, work=work)
 
 
 class Stream:
@@ -116,10 +125,12 @@ class Stream:
     def __init__(self, graph: ir.Graph, encoding: str | Encoding = "sigma-delta", backend: str = "dense",
                  mask: MaskSource | None = None, keyframe: int | KeyframePolicy | None = None, *,
                  tile: tuple[int, int] = (16, 16), record_work: bool = True, count: bool = True,
-                 device: torch.device | str = "cpu"):
+                 calibrate: bool = True, device: torch.device | str = "cpu"):
         self.graph = graph
         self.encoding = make_encoding(encoding) if isinstance(encoding, str) else encoding
         self.backend = make_backend(backend, graph, device)
+        # the sparse backend measures, per layer, where dense execution becomes faster
+        self.crossovers = self.backend.calibrate() if calibrate and hasattr(self.backend, "calibrate") else {}
         self.device = torch.device(device)
         self.keyframe = keyframe if isinstance(keyframe, KeyframePolicy) else KeyframePolicy(keyframe)
         self.mask = mask
@@ -134,10 +145,16 @@ class Stream:
                                       {"encoding": self.encoding.name, "steps": self.encoding.steps,
                                        "backend": backend})
         self.trace = self.recorder.trace
+        quantized = self.encoding.name == "radix" and radix_bits(graph) is not None
+        self.radix = RadixExecutor(graph, self.encoding.steps, device) if quantized else None  # integer reference
         self.reset()
 
-    def reset(self) -> None:
-        """Clear all network and encoder state (the Trace is kept)."""
+    def reset(self, clear_trace: bool = False) -> None:
+        """Clear all network and encoder state; the Trace is kept unless ``clear_trace``."""
+        if clear_trace:
+            old = self.trace
+            self.trace = self.recorder.trace = Trace(old.layers, old.kinds, old.dense_macs, old.tile,
+                                                     old.record_work, old.metadata)
         self.backend.reset(1)
         self.encoder_state = self.encoding.init_state(self.input_shape)
         self.frame_index = 0
@@ -158,6 +175,8 @@ class Stream:
         """Run one frame through the network; returns the decoded output (*output_shape)."""
         x = as_frame(frame, self.input_shape).to(self.device)
         keyframe = self.keyframe.is_keyframe(self.frame_index)
+        if self.radix is not None:
+            return self._process_radix(x, keyframe)
         if self.encoding.reset_each_frame or (keyframe and self.keyframe.refresh and self.frame_index > 0):
             self.backend.reset(1)
             if keyframe and self.keyframe.refresh:
@@ -176,6 +195,17 @@ class Stream:
             self.trace.append(totals, keyframe)
         self.frame_index += 1
         return self.encoding.decode(torch.stack(outputs)).cpu().numpy()
+
+    def _process_radix(self, x: Tensor, keyframe: bool) -> np.ndarray:
+        """A quantized graph under radix encoding runs on the integer reference, layer by layer
+        (``engine._radix``); the output integers are scaled back to the float graph's units."""
+        result = self.radix.run(self.radix.quantize(x)[None])
+        self.last_step = StepResult(result.output, result.values, result.values)
+        if self.count:
+            counts = radix_frame_counts(self.radix, self.recorder.counters, self.recorder.sources, result)
+            self.trace.append(counts, keyframe)
+        self.frame_index += 1
+        return (result.output[0] * output_scale(self.graph)).cpu().numpy()
 
     def __call__(self, frames: Iterable) -> Iterator[np.ndarray]:
         for frame in frames:

@@ -338,7 +338,7 @@ def _write_reshape_carrier(node: Node, context: _WriteContext) -> nir.Conv2d:
     return _carrier_reshape(context.input_shapes[0], context.output_shape)
 
 
-for _kind in ("ReLU", "SigmaDelta"):
+for _kind in ("ReLU", "SigmaDelta", "Requantize"):
     nir_writer(_kind, extension=True)(_write_identity_carrier)
 nir_writer("Add", extension=True, input_adapter=_add_adapter)(_write_identity_carrier)
 nir_writer("Concat", extension=True, input_adapter=_concat_adapter)(_write_identity_carrier)

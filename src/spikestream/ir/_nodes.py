@@ -394,6 +394,29 @@ class ReLU(Node):
     kind: ClassVar[str] = "ReLU"
 
 
+MAX_REQUANTIZE_BITS = 24  # activations are held in float32 by the dense engine, exact up to 2^24
+
+
+@register_node
+@dataclass(frozen=True, eq=False)
+class Requantize(Node):
+    """Fixed-point activation of a quantized (radix) network, element-wise on integer accumulators:
+    y = min(⌊(max(S, 0) + 2^(k−1)) / 2^k⌋, 2^T − 1) — ReLU, right shift by k with round-half-up,
+    clip to T bits (``neurons.requantize``). Its output is the next layer's T-bit radix input."""
+
+    shift: int = 0  # k, power-of-two right shift (accumulator scale -> activation scale)
+    bits: int = 8  # T, bits of the output activation (= radix time steps)
+
+    kind: ClassVar[str] = "Requantize"
+
+    def check(self) -> None:
+        for field_name, value, low, high in (("shift", self.shift, 0, 62), ("bits", self.bits, 1, MAX_REQUANTIZE_BITS)):
+            if isinstance(value, bool) or int(value) != value or not low <= value <= high:
+                raise IRError(f"{self.name}: Requantize {field_name} must be an integer from {low} to {high}, "
+                              f"not {value!r}")
+            object.__setattr__(self, field_name, int(value))
+
+
 # --- stateful neurons -------------------------------------------------------------------------------
 
 RESET_MODES = ("zero", "subtract")

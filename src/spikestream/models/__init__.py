@@ -1,5 +1,10 @@
 """Model zoo: architectures and shipped safetensors weights, by name."""
 
+from spikestream.models import (
+    fmnist,  # registers fmnist-cnn
+    seg_motion,  # registers seg-motion
+    synthetic_tasks,  # registers seg-synth and det-synth
+)
 from spikestream.models._weights import WEIGHTS_DIR, WeightsError, load_weights, save_weights
 from spikestream.models._zoo import MODELS, TinySegmenter, ZooModel, get_model, register_model
 
@@ -9,8 +14,11 @@ __all__ = [
     "TinySegmenter",
     "WeightsError",
     "ZooModel",
+    "fmnist",
     "get_model",
     "load_weights",
     "register_model",
     "save_weights",
+    "seg_motion",
+    "synthetic_tasks",
 ]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -21,6 +22,10 @@ class ZooModel:
     weights: str | None = None  # file name in models/weights/ (None: seeded initial weights, untrained)
     train: Callable[..., dict] | None = None  # train(out_path, seed=0, **options) -> metrics; reproduces weights
     seed: int = 0  # seed of the initial weights
+    # frames -> model inputs, applied by ``jobs.run_video`` and the demo before the Stream (None: frames as
+    # read). It receives the video's uint8 gray (H, W) frames at the model's input size, one by one, and may
+    # keep state across them (e.g. a running background), so it maps an iterator to an iterator.
+    preprocess: Callable[[Iterable[np.ndarray]], Iterator[np.ndarray]] | None = None
 
     @property
     def trained(self) -> bool:

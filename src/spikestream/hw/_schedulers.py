@@ -1,0 +1,260 @@
+"""Schedulers: which processing element (PE) does each work unit of a layer, frame by frame.
+
+A scheduler receives the measured cost of every work unit in every frame, ``costs`` (frames, units),
+the number of PEs P and the trace's keyframe flags, and returns a ``Schedule``: the PE of every unit
+in every frame and the resulting PE loads (frames, P). A layer's synaptic phase ends when its most
+loaded PE ends, so its time is ``loads.max(1)``; the balance ratio is mean load ÷ max load.
+
+Causality: a scheduler that profiles a frame can only use what it measured *after* running that
+frame, so a mapping computed from frame f takes effect at frame f + 1. Only the per-frame oracle
+sees a frame's costs before running it.
+
+| name            | rule                                                                              |
+|-----------------|-----------------------------------------------------------------------------------|
+| static          | contiguous equal split of the unit index range (the baseline)                     |
+| round-robin     | unit u on PE u mod P                                                              |
+| kwbs            | on each keyframe (trace keyframes, else every K frames) LPT on its measured costs |
+| adaptive-kwbs   | kwbs, and also re-profile when a frame's makespan strays from its lower bound    |
+| oracle          | LPT on each frame's own costs (perfect knowledge)                                 |
+| ideal           | the preemptive lower bound max(Σ costs / P, max cost) (McNaughton 1959)           |
+
+LPT (longest processing time first, Graham 1969) sorts units by decreasing cost and gives each to
+the least loaded PE; its makespan is at most (4/3 − 1/(3P)) times the optimum.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+import numpy as np
+
+from spikestream.errors import InputError
+
+
+class ScheduleError(InputError):
+    """An unknown scheduler or a bad scheduler option."""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    loads: np.ndarray  # (frames, P) cost carried by every PE
+    assignment: np.ndarray | None  # (frames, units) PE of every unit; None for the ideal bound
+    remapped: np.ndarray  # (frames,) bool: a new mapping took effect at this frame
+    moved: np.ndarray  # (frames,) int: units whose PE changed at this frame
+
+    @property
+    def makespan(self) -> np.ndarray:
+        """(frames,) cost of the most loaded PE."""
+        return self.loads.max(1) if self.loads.size else np.zeros(self.loads.shape[0])
+
+    @property
+    def balance(self) -> np.ndarray:
+        """(frames,) mean PE load ÷ max PE load (1 for an empty frame)."""
+        peak = self.makespan
+        mean = self.loads.mean(1)
+        return np.divide(mean, peak, out=np.ones_like(mean, dtype=np.float64), where=peak > 0)
+
+
+# --- assignment rules ------------------------------------------------------------------------------
+
+
+def static_assignment(units: int, processors: int) -> np.ndarray:
+    """Contiguous equal split: PE p gets units [p·U/P, (p+1)·U/P) (one unit each when U < P)."""
+    return (np.arange(units) * processors // max(units, 1)).astype(np.int64)
+
+
+def round_robin_assignment(units: int, processors: int) -> np.ndarray:
+    return (np.arange(units) % processors).astype(np.int64)
+
+
+def lpt_assignment(costs: np.ndarray, processors: int) -> np.ndarray:
+    """Longest processing time first. Ties between equally loaded PEs go to the one holding fewer
+    units, so units measured at zero cost are spread out rather than piled onto one PE (they may
+    carry work in later frames)."""
+    costs = np.asarray(costs, dtype=np.float64)
+    order = np.argsort(-costs, kind="stable")
+    heap = [(0.0, 0, pe) for pe in range(processors)]  # (load, units held, PE)
+    assignment = np.empty(costs.shape[0], dtype=np.int64)
+    for unit in order:
+        load, held, pe = heapq.heappop(heap)
+        assignment[unit] = pe
+        heapq.heappush(heap, (load + float(costs[unit]), held + 1, pe))
+    return assignment
+
+
+def loads_of(assignment: np.ndarray, costs: np.ndarray, processors: int) -> np.ndarray:
+    """(frames, P) loads of a (frames, units) assignment of (frames, units) costs."""
+    frames = costs.shape[0]
+    flat = (assignment + np.arange(frames)[:, None] * processors).ravel()
+    return np.bincount(flat, weights=costs.ravel().astype(np.float64), minlength=frames * processors
+                       ).reshape(frames, processors)
+
+
+def balance_ratio(loads: np.ndarray) -> float:
+    """Aggregate balance: Σ mean load ÷ Σ max load over frames (or layers and frames)."""
+    loads = np.asarray(loads, dtype=np.float64)
+    peak = loads.max(-1).sum()
+    return float(loads.mean(-1).sum() / peak) if peak > 0 else 1.0
+
+
+def _schedule(assignment: np.ndarray, costs: np.ndarray, processors: int) -> Schedule:
+    moved = np.zeros(costs.shape[0], dtype=np.int64)
+    moved[1:] = (assignment[1:] != assignment[:-1]).sum(1)
+    return Schedule(loads_of(assignment, costs, processors), assignment, moved > 0, moved)
+
+
+def _check(costs: np.ndarray, processors: int) -> np.ndarray:
+    costs = np.asarray(costs, dtype=np.float64)
+    if costs.ndim != 2:
+        raise ScheduleError(f"costs must be (frames, units), not shape {costs.shape}")
+    if int(processors) != processors or processors < 1:
+        raise ScheduleError(f"the number of processing elements must be a positive integer, not {processors!r}")
+    if (costs < 0).any():
+        raise ScheduleError("work unit costs must be non-negative")
+    return costs
+
+
+# --- the registry -----------------------------------------------------------------------------------------
+
+
+class Scheduler:
+    """Base class: ``schedule(costs (frames, units), processors, keyframes (frames,)) -> Schedule``."""
+
+    name = "scheduler"
+
+    def schedule(self, costs: np.ndarray, processors: int, keyframes: np.ndarray | None = None) -> Schedule:
+        raise NotImplementedError
+
+
+SCHEDULERS: dict[str, type[Scheduler]] = {}
+
+
+def register_scheduler(name: str):
+    """Class decorator adding a scheduler to ``SCHEDULERS`` under ``name`` (duplicates rejected)."""
+
+    def decorate(cls: type[Scheduler]) -> type[Scheduler]:
+        if name in SCHEDULERS:
+            raise ValueError(f"scheduler {name!r} is registered twice")
+        cls.name = name
+        SCHEDULERS[name] = cls
+        return cls
+
+    return decorate
+
+
+def make_scheduler(name: str, **options) -> Scheduler:
+    """A scheduler by registry name; options the scheduler does not take are rejected."""
+    if name not in SCHEDULERS:
+        raise ScheduleError(f"unknown schedule {name!r}; choose one of: {', '.join(SCHEDULERS)}")
+    try:
+        return SCHEDULERS[name](**options)
+    except TypeError as error:
+        raise ScheduleError(f"schedule {name!r} does not take these options: {error}") from None
+
+
+@register_scheduler("static")
+class StaticScheduler(Scheduler):
+    def schedule(self, costs, processors, keyframes=None):
+        costs = _check(costs, processors)
+        assignment = np.broadcast_to(static_assignment(costs.shape[1], processors), costs.shape)
+        return _schedule(np.ascontiguousarray(assignment), costs, processors)
+
+
+@register_scheduler("round-robin")
+class RoundRobinScheduler(Scheduler):
+    def schedule(self, costs, processors, keyframes=None):
+        costs = _check(costs, processors)
+        assignment = np.broadcast_to(round_robin_assignment(costs.shape[1], processors), costs.shape)
+        return _schedule(np.ascontiguousarray(assignment), costs, processors)
+
+
+def _keyframe_flags(frames: int, keyframes: np.ndarray | None, every: int, follow_trace: bool = True) -> np.ndarray:
+    """The trace's keyframes when it marks any (and ``follow_trace``), else every ``every``-th frame
+    (frame 0 included)."""
+    if follow_trace and keyframes is not None and np.asarray(keyframes).any():
+        flags = np.asarray(keyframes, dtype=bool).copy()
+    else:
+        flags = np.arange(frames) % every == 0
+    return flags
+
+
+@register_scheduler("kwbs")
+class KeyframeScheduler(Scheduler):
+    """Keyframe-dominated workload balance (FrameFire's KWBS): profile on a keyframe, LPT, reuse."""
+
+    def __init__(self, every: int = 8, follow_trace: bool = True):
+        if int(every) != every or every < 1:
+            raise ScheduleError(f"keyframe interval must be a positive integer, not {every!r}")
+        self.every = int(every)
+        self.follow_trace = bool(follow_trace)  # False: profile every `every` frames, whatever the trace marks
+
+    def _reprofile(self, costs_f: np.ndarray, mapping: np.ndarray, processors: int) -> bool:
+        return False
+
+    def schedule(self, costs, processors, keyframes=None):
+        costs = _check(costs, processors)
+        frames, units = costs.shape
+        profile = _keyframe_flags(frames, keyframes, self.every, self.follow_trace)
+        mapping = static_assignment(units, processors)  # before the first measurement
+        assignment = np.empty((frames, units), dtype=np.int64)
+        for f in range(frames):
+            assignment[f] = mapping
+            if profile[f] or self._reprofile(costs[f], mapping, processors):
+                mapping = lpt_assignment(costs[f], processors)  # measured now, used from frame f + 1
+        return _schedule(assignment, costs, processors)
+
+
+@register_scheduler("adaptive-kwbs")
+class AdaptiveKeyframeScheduler(KeyframeScheduler):
+    """KWBS that also re-profiles after a frame whose measured makespan was far from what any mapping
+    could have reached on it: when lower bound ÷ makespan < ``threshold``, the bound being
+    max(Σ c / P, max c) of the frame's own measured costs.
+
+    Why the bound and not the plain balance ratio: when one unit outweighs the mean PE load, no mapping
+    balances the frame, and a rule on mean ÷ max would re-profile (and pay to move units) on every such
+    frame for nothing. Relative to the bound, it re-profiles only when the *mapping* has gone stale."""
+
+    def __init__(self, every: int = 8, threshold: float = 0.9, follow_trace: bool = True):
+        super().__init__(every, follow_trace)
+        if not 0 < threshold <= 1:
+            raise ScheduleError(f"balance threshold must be in (0, 1], not {threshold!r}")
+        self.threshold = float(threshold)
+
+    def _reprofile(self, costs_f, mapping, processors):
+        peak = np.bincount(mapping, weights=costs_f, minlength=processors).max()
+        bound = max(costs_f.sum() / processors, costs_f.max(initial=0.0))
+        return bool(peak > 0 and bound / peak < self.threshold)
+
+
+@register_scheduler("oracle")
+class OracleScheduler(Scheduler):
+    """Per-frame LPT with perfect knowledge of the frame's own costs (not causal: an upper reference)."""
+
+    def schedule(self, costs, processors, keyframes=None):
+        costs = _check(costs, processors)
+        assignment = np.stack([lpt_assignment(c, processors) for c in costs]) if costs.shape[0] else \
+            np.zeros(costs.shape, np.int64)
+        return _schedule(assignment, costs, processors)
+
+
+@register_scheduler("ideal")
+class IdealBound(Scheduler):
+    """The lower bound on any schedule's makespan, max(Σ c / P, max c): reached when work may be split
+    across PEs except that one unit never runs on two PEs at once (McNaughton's wrap-around rule).
+    Loads: the largest unit on one PE if it exceeds the mean, the rest spread evenly."""
+
+    def schedule(self, costs, processors, keyframes=None):
+        costs = _check(costs, processors)
+        frames = costs.shape[0]
+        total = costs.sum(1)
+        largest = costs.max(1) if costs.shape[1] else np.zeros(frames)
+        mean = total / processors
+        loads = np.repeat(mean[:, None], processors, axis=1)
+        heavy = largest > mean
+        if processors > 1:
+            rest = (total - largest) / (processors - 1)
+            loads[heavy, 0] = largest[heavy]
+            loads[heavy, 1:] = rest[heavy, None]
+        zeros = np.zeros(frames, dtype=np.int64)
+        return Schedule(loads, None, zeros.astype(bool), zeros)

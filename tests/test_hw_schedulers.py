@@ -1,0 +1,133 @@
+"""Schedulers against brute force on small cases, and their definitions (balance, causality, registry)."""
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spikestream.hw import (
+    SCHEDULERS,
+    ScheduleError,
+    balance_ratio,
+    lpt_assignment,
+    make_scheduler,
+    register_scheduler,
+    static_assignment,
+)
+from spikestream.hw._schedulers import Scheduler, loads_of
+
+TOLERANCE = 1e-9  # float sums of integer costs
+
+
+def optimal_makespan(costs: np.ndarray, processors: int) -> float:
+    """Brute force over every assignment of units to PEs."""
+    best = np.inf
+    for assignment in itertools.product(range(processors), repeat=len(costs)):
+        loads = np.bincount(assignment, weights=costs, minlength=processors)
+        best = min(best, loads.max())
+    return float(best)
+
+
+small_cases = st.tuples(
+    st.lists(st.integers(0, 50), min_size=1, max_size=7).map(lambda c: np.array(c, dtype=np.float64)),
+    st.integers(2, 3),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(small_cases)
+def test_lpt_is_within_graham_bound_of_optimum(case):
+    costs, processors = case
+    optimum = optimal_makespan(costs, processors)
+    lpt = np.bincount(lpt_assignment(costs, processors), weights=costs, minlength=processors).max()
+    assert lpt <= (4 / 3 - 1 / (3 * processors)) * optimum + TOLERANCE
+
+
+@settings(max_examples=60, deadline=None)
+@given(small_cases)
+def test_ideal_bound_is_below_optimum_and_every_schedule(case):
+    costs, processors = case
+    frames = np.repeat(costs[None], 3, axis=0)
+    ideal = make_scheduler("ideal").schedule(frames, processors).makespan
+    assert (ideal <= optimal_makespan(costs, processors) + TOLERANCE).all()
+    for name in SCHEDULERS:
+        makespan = make_scheduler(name).schedule(frames, processors).makespan
+        assert (ideal <= makespan + TOLERANCE).all(), name
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 30), min_size=5, max_size=5), min_size=1, max_size=6), st.integers(1, 4))
+def test_every_schedule_conserves_work_and_oracle_equals_per_frame_lpt(rows, processors):
+    costs = np.array(rows, dtype=np.float64)
+    for name in SCHEDULERS:
+        plan = make_scheduler(name).schedule(costs, processors)
+        np.testing.assert_allclose(plan.loads.sum(1), costs.sum(1))
+        if plan.assignment is not None:
+            np.testing.assert_allclose(plan.loads, loads_of(plan.assignment, costs, processors))
+    oracle = make_scheduler("oracle").schedule(costs, processors)
+    for f, c in enumerate(costs):
+        np.testing.assert_array_equal(oracle.assignment[f], lpt_assignment(c, processors))
+
+
+def test_balance_ratio_is_mean_over_max():
+    loads = np.array([[4.0, 2.0, 0.0], [3.0, 3.0, 3.0]])
+    assert balance_ratio(loads[:1]) == pytest.approx(2 / 4)
+    assert balance_ratio(loads) == pytest.approx((2 + 3) / (4 + 3))  # aggregated over frames
+    plan = make_scheduler("static").schedule(np.array([[4.0, 2.0, 0.0]]), 3)
+    assert plan.balance[0] == pytest.approx(0.5)
+    assert balance_ratio(np.zeros((2, 3))) == 1.0  # no work: nothing is imbalanced
+
+
+def test_static_split_is_contiguous_and_equal():
+    assignment = static_assignment(10, 4)
+    assert (np.diff(assignment) >= 0).all()  # contiguous blocks in index order
+    sizes = np.bincount(assignment, minlength=4)
+    assert sizes.max() - sizes.min() <= 1 and sizes.sum() == 10
+    assert sorted(static_assignment(3, 8)) == sorted(set(static_assignment(3, 8)))  # fewer units: one per PE
+    np.testing.assert_array_equal(make_scheduler("round-robin").schedule(np.ones((1, 5)), 2).assignment[0],
+                                  [0, 1, 0, 1, 0])
+
+
+def test_lpt_spreads_zero_cost_units():
+    np.testing.assert_array_equal(np.bincount(lpt_assignment(np.zeros(6), 3), minlength=3), [2, 2, 2])
+    counts = np.bincount(lpt_assignment(np.array([5.0, 0, 0, 0, 0, 0]), 3), minlength=3)
+    assert counts[0] == 1 and counts.max() == 3  # the idle PEs share the zeros instead of one taking all
+
+
+def test_kwbs_profiles_on_keyframes_and_applies_the_mapping_from_the_next_frame():
+    rng = np.random.default_rng(0)
+    costs = rng.integers(0, 100, (10, 12)).astype(np.float64)
+    plan = make_scheduler("kwbs", every=4).schedule(costs, 3)
+    np.testing.assert_array_equal(plan.assignment[0], static_assignment(12, 3))  # nothing measured yet
+    for f in range(1, 10):
+        profiled = (f - 1) // 4 * 4  # the latest keyframe before f (frames 0, 4, 8)
+        np.testing.assert_array_equal(plan.assignment[f], lpt_assignment(costs[profiled], 3))
+    marked = np.zeros(10, bool)
+    marked[[0, 6]] = True  # the trace's own keyframes win over `every`
+    plan = make_scheduler("kwbs", every=4).schedule(costs, 3, marked)
+    np.testing.assert_array_equal(plan.assignment[5], lpt_assignment(costs[0], 3))
+    np.testing.assert_array_equal(plan.assignment[7], lpt_assignment(costs[6], 3))
+
+
+def test_adaptive_kwbs_reprofiles_when_balance_drops():
+    costs = np.zeros((6, 4))
+    costs[:3] = [10, 10, 1, 1]  # profiled at frame 0
+    costs[3:] = [1, 1, 10, 10]  # the work moves: the frame-0 mapping is now unbalanced
+    keyed = make_scheduler("kwbs", every=100).schedule(costs, 2)
+    adaptive = make_scheduler("adaptive-kwbs", every=100, threshold=0.9).schedule(costs, 2)
+    assert keyed.makespan[5] >= adaptive.makespan[5]
+    np.testing.assert_array_equal(adaptive.assignment[4], lpt_assignment(costs[3], 2))
+    assert adaptive.remapped.sum() >= keyed.remapped.sum()
+
+
+def test_registry_rejects_duplicates_and_unknown_names():
+    with pytest.raises(ValueError, match="registered twice"):
+        register_scheduler("kwbs")(type("Again", (Scheduler,), {}))
+    with pytest.raises(ScheduleError, match="unknown schedule 'fifo'; choose one of: static"):
+        make_scheduler("fifo")
+    with pytest.raises(ScheduleError, match="does not take"):
+        make_scheduler("static", every=3)
+    with pytest.raises(ScheduleError, match="positive integer"):
+        make_scheduler("kwbs", every=0)
