@@ -7,7 +7,10 @@ dense ANN's MACs, events per image and the command that reproduces the row alone
 direct encoding at T = 4 and radix at T = 6 within 1.0 point of the ANN.
 
     .venv/bin/python benchmarks/accuracy.py                    # all rows -> docs/accuracy.{md,json}
-    .venv/bin/python benchmarks/accuracy.py --rows radix-t6 --out out/accuracy.md
+    .venv/bin/python benchmarks/accuracy.py --rows radix-t6    # re-measure one row, keep the others
+
+Rows not measured in a run are kept from the existing JSON when it covers the same test images
+(``--fresh`` drops them).
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ ROWS = (
     Row("rate-t8", "snn", "rate", 8, "IF SNN, fine-tuned at T=4 (direct)"),
     Row("rate-t32", "snn", "rate", 32, "IF SNN, fine-tuned at T=4 (direct)"),
     Row("balanced-direct-t32", "balanced", "direct", 32, "IF SNN by threshold balancing only (p99.9)"),
+    Row("balanced-rate-t8", "balanced", "rate", 8, "IF SNN by threshold balancing only (p99.9)"),
+    Row("balanced-rate-t32", "balanced", "rate", 32, "IF SNN by threshold balancing only (p99.9)"),
     Row("radix-t4", "radix", "radix", 4, "quantized, 8-bit weights, integer reference"),
     Row("radix-t6", "radix", "radix", 6, "quantized, 8-bit weights, integer reference"),
     Row("sigma-delta", "sigma-delta", "sigma-delta", 1, f"sigma-delta θ={SIGMA_DELTA_THRESHOLD}, one static frame"),
@@ -111,7 +116,8 @@ def markdown(results: dict) -> str:
         f"Produced by `{results['command']}` (spikestream {results['version']}, torch {results['torch']}, "
         f"{results['threads']} threads, {results['machine']}); {results['images']} test images"
         + (" (a fixed subset: the first ones)" if results["images"] < 10_000 else " (the whole test set)")
-        + f", {results['wall_s']:.0f} s in all.",
+        + f", {results['wall_s']:.0f} s in all (load average {results.get('load_average', 0):.1f} at the end of the "
+        "run: wall times on a busy machine are inflated).",
         "",
         "Network: `FangCNN` (`src/spikestream/models/fmnist.py`), conv 1→32 3x3, max-pool 2, ReLU, conv 32→32 "
         "3x3, max-pool 2, ReLU, FC 800→256, ReLU, FC 256→10. Synops and dense MACs follow "
@@ -183,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="use the first N test images (default: all)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "accuracy.md")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--fresh", action="store_true", help="do not keep rows from an earlier run")
     args = parser.parse_args(argv)
     chosen = [name.strip() for name in args.rows.split(",") if name.strip()]
     unknown = sorted(set(chosen) - {row.name for row in ROWS})
@@ -198,12 +205,18 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(measure(row, images, labels, calibration))
             print(f"{row.name}: accuracy {100 * rows[-1]['accuracy']:.2f}%, synops/dense MACs "
                   f"{rows[-1]['synops_over_dense_macs']:.3f} ({rows[-1]['wall_s']:.0f} s)", file=sys.stderr)
-    command = "python benchmarks/accuracy.py" + ("" if len(chosen) == len(ROWS) else f" --rows {','.join(chosen)}") \
-        + ("" if args.limit is None else f" --limit {args.limit}")
+    wall_s = time.perf_counter() - start
+    command = "python benchmarks/accuracy.py" + ("" if args.limit is None else f" --limit {args.limit}")
+    earlier_path = args.out.with_suffix(".json")
+    earlier = json.loads(earlier_path.read_text()) if earlier_path.exists() and not args.fresh else None
+    if earlier is not None and earlier.get("images") == int(images.shape[0]):
+        measured = {row["name"]: row for row in earlier["rows"]} | {row["name"]: row for row in rows}
+        rows = [measured[row.name] for row in ROWS if row.name in measured]  # the table keeps ROWS order
+        wall_s = sum(row["wall_s"] for row in rows)
     results = {
         "command": command, "version": __version__, "torch": torch.__version__, "threads": args.threads,
         "machine": f"{platform.machine()} {platform.processor() or platform.system()}".strip(),
-        "images": int(images.shape[0]), "wall_s": time.perf_counter() - start, "rows": rows,
+        "images": int(images.shape[0]), "wall_s": wall_s, "load_average": os.getloadavg()[0], "rows": rows,
         "weights": {name: _weights_metadata(name) for name in (fmnist.ANN_WEIGHTS, fmnist.SNN_WEIGHTS)},
         "training": json.loads(TRAINING_LOG.read_text()) if TRAINING_LOG.exists() else None,
     }

@@ -33,6 +33,7 @@ from spikestream.errors import InputError
 from spikestream.frontend import from_torch
 from spikestream.models import (
     MODELS,
+    WEIGHTS_DIR,
     WeightsError,
     fmnist_insensor,  # registers fmnist-insensor
 )
@@ -112,13 +113,27 @@ def insensor_trace(images: int) -> Trace:
                                                                "input": f"first {images} Fashion-MNIST test images"})
 
 
+def weights_stamp(model: str) -> str:
+    """Identifies the weights a trace was made with (a cached trace is remade when they change)."""
+    entry = MODELS[model]
+    path = WEIGHTS_DIR / entry.weights if entry.weights else None
+    if path is None or not path.exists():
+        return "untrained"
+    stat = path.stat()
+    return f"{stat.st_size}:{int(stat.st_mtime)}"
+
+
 def cached(name: str, make, fresh: bool) -> Trace:
     path = OUT / "traces" / f"{name}.npz"
+    stamp = weights_stamp(name)
     if path.exists() and not fresh:
-        return Trace.load(path)
+        trace = Trace.load(path)
+        if trace.metadata.get("weights_stamp") == stamp:
+            return trace
     start = time.perf_counter()
     trace = make()
     trace.metadata["stream_wall_s"] = time.perf_counter() - start
+    trace.metadata["weights_stamp"] = stamp
     path.parent.mkdir(parents=True, exist_ok=True)
     trace.save(path)
     print(f"  traced {name}: {trace.frames} frames in {trace.metadata['stream_wall_s']:.0f} s", file=sys.stderr)

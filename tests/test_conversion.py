@@ -98,7 +98,7 @@ def brute_force_fanout(node: ir.SynapticNode, input_shape: tuple[int, ...]) -> n
 
 
 def _popcount(q: np.ndarray) -> np.ndarray:
-    return np.vectorize(lambda v: bin(int(v)).count("1"), otypes=[np.int64])(q)
+    return sum((q >> bit) & 1 for bit in range(24))  # activations have at most 24 bits
 
 
 # --- random quantized graphs ---------------------------------------------------------------------------
@@ -142,7 +142,7 @@ def quantized_graphs(draw):
     return graph, q
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=quantized_graphs())
 def test_radix_execution_is_bit_exact_with_the_integer_oracle(case):
     graph, q = case
@@ -218,16 +218,19 @@ def test_requantize_node_checks_and_round_trips():
 
 
 def test_weight_step_is_the_power_of_two_nearest_to_mean_plus_three_sigma():
-    constant = np.array([0.1, -0.1, 0.1, -0.1])  # |w| mean 0.1, σ 0: range 0.1 -> 2^-3
+    constant = np.array([0.1, -0.1, 0.1, -0.1])  # |w| mean 0.1, σ 0: range 0.1 -> 2^-3 either way
     assert power_of_two_weight_step(constant, 8) == 2.0**-3 / 2**7
-    assert power_of_two_weight_step(constant, 4) == 2.0**-3 / 2**3
-    spread = np.array([0.0, 2.0])  # mean 1, σ 1: range 4 -> 2^2
-    assert power_of_two_weight_step(spread, 8) == 2.0**2 / 2**7
+    assert power_of_two_weight_step(constant, 4, "nearest") == 2.0**-3 / 2**3
+    spread = np.array([0.0, 2.0])  # mean 1, σ 1: range 4 = 2^2 exactly
+    assert power_of_two_weight_step(spread, 8) == power_of_two_weight_step(spread, 8, "nearest") == 2.0**2 / 2**7
+    skewed = np.array([0.14, -0.14])  # range 0.14: up to 2^-2, nearest 2^-3
+    assert power_of_two_weight_step(skewed, 8) == 2.0**-2 / 2**7
+    assert power_of_two_weight_step(skewed, 8, "nearest") == 2.0**-3 / 2**7
+    assert requantize_shift(activation_range=63 * 8.0, accumulator_step=1.0, bits=6, rounding="nearest") == 3
+    assert requantize_shift(activation_range=63 * 11.0, accumulator_step=1.0, bits=6, rounding="nearest") == 3
+    assert requantize_shift(activation_range=63 * 12.0, accumulator_step=1.0, bits=6, rounding="nearest") == 4
+    assert requantize_shift(activation_range=63 * 9.0, accumulator_step=1.0, bits=6) == 4  # up: 9 -> 16
     assert requantize_shift(activation_range=63 * 8.0, accumulator_step=1.0, bits=6) == 3
-    assert requantize_shift(activation_range=63 * 11.0, accumulator_step=1.0, bits=6) == 3  # log2 11 ≈ 3.46
-    assert requantize_shift(activation_range=63 * 12.0, accumulator_step=1.0, bits=6) == 4  # log2 12 ≈ 3.58
-    assert requantize_shift(activation_range=63 * 9.0, accumulator_step=1.0, bits=6, rounding="up") == 4
-    assert requantize_shift(activation_range=63 * 8.0, accumulator_step=1.0, bits=6, rounding="up") == 3
     assert requantize_shift(activation_range=1.0, accumulator_step=1.0, bits=6) == 0  # never a left shift
 
 
@@ -242,7 +245,7 @@ def test_quantize_pass_follows_the_rule_and_tracks_the_ann():
     rng = np.random.default_rng(3)
     ann = _tiny_ann(rng)
     samples = rng.random((200, 1, 6, 6)).astype(np.float32)
-    graph = PASSES["quantize"](ann, samples, bits=8, weight_bits=8, percentile=100, rounding="up")
+    graph = PASSES["quantize"](ann, samples, bits=8, weight_bits=8, percentile=100)
     graph.verify()
     assert radix_bits(graph) == 8 and graph.nodes["relu"].kind == "Requantize"
     for layer in graph.synaptic_layers():
@@ -335,10 +338,10 @@ def test_if_scan_gradient_is_bptt_through_a_detached_reset():
 def test_training_loop_smoke_one_batch():
     torch.manual_seed(0)
     model = fmnist.FangCNN()
-    x, y = torch.rand(16, 1, 28, 28), torch.randint(0, 10, (16,))
+    x, y = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
     before = model.fc1.weight.detach().clone()
     history = fit(model, x, y, lambda m, xb, yb: torch.nn.functional.cross_entropy(fmnist.spiking_logits(m, xb, 2), yb),
-                  TrainConfig(epochs=1, batch_size=16, lr=1e-3))
+                  TrainConfig(epochs=1, batch_size=8, lr=1e-3))
     assert len(history) == 1 and math.isfinite(history[0])
     assert not torch.equal(before, model.fc1.weight)
 
@@ -387,31 +390,38 @@ def test_shipped_ann_reaches_its_documented_accuracy(test_subset):
     assert abs(accuracy - fmnist.SUBSET_ACCURACY["ann"]) <= TOLERANCE["subset"]
 
 
+@pytest.fixture(scope="module")
+def shipped_radix_t6():
+    return fmnist.quantized_graph(6)
+
+
 @needs_data
-def test_shipped_snn_and_radix_reach_their_documented_accuracy(test_subset):
+def test_shipped_snn_and_radix_reach_their_documented_accuracy(test_subset, shipped_radix_t6):
     images, labels = test_subset
-    direct = fmnist.evaluate(fmnist.snn_graph(), images, labels, make_encoding("direct", steps=fmnist.SNN_STEPS))
+    direct = fmnist.evaluate(fmnist.snn_graph(), images, labels, make_encoding("direct", steps=fmnist.SNN_STEPS),
+                             count=False)
     assert abs(direct.accuracy - fmnist.SUBSET_ACCURACY["direct-t4"]) <= TOLERANCE["subset"]
-    radix = fmnist.evaluate(fmnist.quantized_graph(6), images, labels, make_encoding("radix", steps=6))
+    radix = fmnist.evaluate(shipped_radix_t6, images, labels, make_encoding("radix", steps=6))
     assert abs(radix.accuracy - fmnist.SUBSET_ACCURACY["radix-t6"]) <= TOLERANCE["subset"]
-    assert radix.layers[0]["events"] > 0 and direct.activity > 0
+    assert radix.activity > 0
 
 
 @needs_data
 def test_engine_runs_the_trained_snn_as_trained(test_subset):
     images, labels = test_subset[0][:200], test_subset[1][:200]
-    model = fmnist.load_model(WEIGHTS_DIR / fmnist.SNN_WEIGHTS)
+    graph = fmnist.snn_graph()
     with torch.no_grad():
-        trained = fmnist.spiking_logits(model, images, fmnist.SNN_STEPS).argmax(1)
-    engine = Stream(fmnist.snn_graph(), make_encoding("direct", steps=fmnist.SNN_STEPS))
-    engine_predictions = torch.tensor([int(np.argmax(engine.process(x))) for x in images[:50]])
-    assert (engine_predictions == trained[:50]).float().mean() >= 1 - TOLERANCE["engine_vs_training"] * 2
-    batched = fmnist.evaluate(fmnist.snn_graph(), images, labels, make_encoding("direct", steps=fmnist.SNN_STEPS))
-    agreement = batched.accuracy - float((trained == labels).float().mean())
-    assert abs(agreement) <= TOLERANCE["engine_vs_training"]
-    # the Stream's Trace and the batched counts agree on the same frames
-    subset = fmnist.evaluate(fmnist.snn_graph(), images[:50], labels[:50], make_encoding("direct", steps=4))
-    assert [layer["synops"] for layer in subset.layers] == engine.trace.synops.sum(0).tolist()
+        trained = fmnist.spiking_logits(fmnist.load_model(WEIGHTS_DIR / fmnist.SNN_WEIGHTS), images,
+                                        fmnist.SNN_STEPS).argmax(1)
+    batched = fmnist.evaluate(graph, images, labels, make_encoding("direct", steps=fmnist.SNN_STEPS), count=False)
+    assert abs(batched.accuracy - float((trained == labels).float().mean())) <= TOLERANCE["engine_vs_training"]
+    # frame by frame through a Stream: the same classes, and the Trace holds the batched counts
+    stream = Stream(graph, make_encoding("direct", steps=fmnist.SNN_STEPS), record_work=False)
+    streamed = torch.tensor([int(np.argmax(stream.process(x))) for x in images[:10]])
+    assert torch.equal(streamed, trained[:10])
+    counted = fmnist.evaluate(graph, images[:10], labels[:10], make_encoding("direct", steps=fmnist.SNN_STEPS))
+    assert [layer["synops"] for layer in counted.layers] == stream.trace.synops.sum(0).tolist()
+    assert [layer["events"] for layer in counted.layers] == stream.trace.events.sum(0).tolist()
 
 
 @needs_data
@@ -420,14 +430,14 @@ def test_threshold_balancing_keeps_accuracy_on_real_images(test_subset):
     calibration = fmnist.fashion_mnist_tensors("train", 500)[0]
     ann = fmnist.ann_graph()
     snn = threshold_balancing(ann, calibration, percentile=99.9)
-    converted = fmnist.evaluate(snn, images, labels, make_encoding("direct", steps=32))
-    reference = fmnist.evaluate(ann, images, labels, make_encoding("direct", steps=1))
+    converted = fmnist.evaluate(snn, images, labels, make_encoding("direct", steps=32), count=False)
+    reference = fmnist.evaluate(ann, images, labels, make_encoding("direct", steps=1), count=False)
     assert converted.accuracy >= reference.accuracy - TOLERANCE["threshold_balancing"]
 
 
 @needs_data
-def test_radix_execution_on_real_images_is_bit_exact(test_subset):
-    graph = fmnist.quantized_graph(6)
+def test_radix_execution_on_real_images_is_bit_exact(test_subset, shipped_radix_t6):
+    graph = shipped_radix_t6
     radix = RadixExecutor(graph)
     q = radix.quantize(test_subset[0][:20])
     result = radix.run(q)

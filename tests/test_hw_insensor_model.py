@@ -13,8 +13,11 @@ from spikestream.models.train import TrainConfig
 def seeded_model() -> insensor.InSensorCNN:
     torch.manual_seed(0)
     model = insensor.InSensorCNN().eval()
-    with torch.no_grad():
-        model.pixel.bias.fill_(-0.2)  # some outputs below θ, some above: both spike values occur
+    with torch.no_grad():  # non-trivial batch-norm statistics, so that folding them is tested
+        model.pixel_norm.running_mean.uniform_(-0.2, 0.2)
+        model.pixel_norm.running_var.uniform_(0.05, 0.5)
+        model.pixel_norm.weight.uniform_(0.5, 2.0)
+        model.pixel_norm.bias.uniform_(-0.5, 1.0)
     return model
 
 
@@ -22,7 +25,7 @@ def test_pixel_layer_respects_the_in_sensor_constraints():
     model = seeded_model()
     assert model.pixel.kernel_size == model.pixel.stride == (insensor.STRIDE, insensor.STRIDE)
     assert model.pixel.padding == (0, 0)
-    weight = model.pixel_weight().detach()
+    weight, _ = insensor.folded_pixel_layer(model)  # what the pixel array holds, batch norm folded in
     for channel in weight:  # symmetric levels k·scale, |k| ≤ 2^(b-1) - 1
         scale = channel.abs().max() / (2 ** (insensor.WEIGHT_BITS - 1) - 1)
         np.testing.assert_allclose(torch.round(channel / scale) * scale, channel, atol=1e-6)

@@ -16,9 +16,11 @@ T = TypeVar("T")
 _quiet = False
 
 
-def set_quiet(quiet: bool) -> None:
+def set_quiet(quiet: bool) -> bool:
+    """Show or hide progress and status output; returns the previous setting."""
     global _quiet
-    _quiet = quiet
+    previous, _quiet = _quiet, quiet
+    return previous
 
 
 def progress(iterable: Iterable[T], total: int | None = None, description: str = "") -> Iterator[T]:

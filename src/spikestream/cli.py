@@ -120,6 +120,26 @@ def main_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", default="cpu", help="cpu or cuda (PyTorch and dense rows)")
     bench.add_argument("--out", default="out/bench", help="output folder (report.json)")
 
+    compile_ = commands.add_parser("compile", help="compile a model to verified Verilog for an FPGA (radix SNN "
+                                                   "accelerator): resources, latency, Pareto plot")
+    compile_.add_argument("model", help="a zoo model name or a .nir file (float models are quantized with "
+                                        "Fashion-MNIST calibration images)")
+    compile_.add_argument("--device", default="xc7z020", help="FPGA device: xc7z020 (default), xc7z035, xcvu13p")
+    compile_.add_argument("--parallel", default="auto",
+                          help="parallelism, e.g. pixels=13,kernel_rows=3,channels=8,units=1,neurons=32,"
+                               "fc2.neurons=10; 'auto' (default): the fastest configuration that fits the device")
+    compile_.add_argument("--bits", type=int, default=4, help="radix bits T of every activation (default 4)")
+    compile_.add_argument("--weight-bits", type=int, default=4, help="signed weight bits (default 4)")
+    compile_.add_argument("--verify", type=int, default=0, metavar="N",
+                          help="simulate N Fashion-MNIST test images and compare with the integer reference")
+    compile_.add_argument("--simulator", default="icarus", help="icarus (default) or verilator")
+    compile_.add_argument("--synth", action="store_true", help="synthesize with Yosys (synth_xilinx -family xc7)")
+    compile_.add_argument("--clock-mhz", type=float, default=200.0, help="clock for latency and power (default 200)")
+    compile_.add_argument("--max-luts", type=float, default=None, help="LUT budget of the automatic choice")
+    compile_.add_argument("--accuracy-images", type=int, default=1000,
+                          help="test images for the quantized model's accuracy (default 1000; 0 skips)")
+    compile_.add_argument("--out", required=True, help="output folder (Verilog, testbench, report.json, pareto.png)")
+
     train = commands.add_parser("train", help="retrain a zoo model and write its safetensors weights")
     train.add_argument("model", help="zoo model name")
     train.add_argument("--out", default=None, help="weights file (default: the shipped file in the package)")
@@ -174,6 +194,26 @@ def _print_hardware(report: dict) -> None:
               f"{sensor['energy_reduction']:.2f}x lower than the conventional pipeline")
 
 
+def _print_compile(report: dict, out: str) -> None:
+    rtl, hardware = report["rtl"], report["hardware"]
+    source = "measured" if rtl["latency_measured"] else "model"
+    print(f"compile: {report['model']} -> {rtl['verilog']} ({rtl['parallel']})")
+    print(f"latency {rtl['latency_cycles']:,.0f} cycles ({source}) = {hardware['latency_s'] * 1e6:,.1f} us at "
+          f"{hardware['clock_mhz']:g} MHz")
+    if "verification" in rtl:
+        check = rtl["verification"]
+        print(f"simulation ({check['simulator']}): {check['bit_exact_images']}/{check['images']} images bit-exact "
+              "with the integer reference")
+    if "resources" in rtl:
+        used = rtl["resources"]
+        print(f"resources: {used['luts']:,} LUT, {used['flip_flops']:,} FF, {used['bram36']:g} BRAM36, "
+              f"{used['dsp']} DSP; fits: {rtl['fits']}; power {rtl['power']['total_w'] * 1e3:.0f} mW")
+    if "accuracy" in report:
+        print(f"accuracy: integer reference {report['accuracy']['integer_reference']:.4f} on "
+              f"{report['accuracy']['images']} test images")
+    print(f"report: {out}/report.json, Pareto plot: {rtl['pareto_plot']}")
+
+
 def main_runner(args: argparse.Namespace) -> int:
     from spikestream import jobs
 
@@ -198,6 +238,12 @@ def main_runner(args: argparse.Namespace) -> int:
                                                    external_snns=not args.no_external, device=args.device))
         print(markdown_table(report["rows"]))
         print(f"report: {args.out}/report.json")
+    elif args.command == "compile":
+        report = jobs.compile_rtl(args.model, args.out, device=args.device, parallel=args.parallel, bits=args.bits,
+                                  weight_bits=args.weight_bits, verify=args.verify, simulator=args.simulator,
+                                  synth=args.synth, clock_mhz=args.clock_mhz, max_luts=args.max_luts,
+                                  accuracy_images=args.accuracy_images)
+        _print_compile(report, args.out)
     elif args.command == "train":
         print(json.dumps(jobs.train(args.model, args.out, seed=args.seed), indent=2))
     return 0
@@ -208,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         args = main_parser().parse_args(argv)
     except SystemExit as exit_:  # usage errors (status 2), --help and --version (status 0)
         return int(exit_.code or 0)
-    set_quiet(args.quiet)
+    previous_quiet = set_quiet(args.quiet)
     try:
         return main_runner(args)
     except (InputError, FileNotFoundError, IsADirectoryError, PermissionError) as error:
@@ -220,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"spikestream {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        set_quiet(previous_quiet)  # callers in the same process (tests, notebooks) keep their setting
 
 
 if __name__ == "__main__":

@@ -277,8 +277,7 @@ def demo(out: str | os.PathLike, frames: int | None = None, options: RunOptions 
     from spikestream.data import write_video
     from spikestream.models import MODELS
     from spikestream.models.seg_motion import foreground, mask_iou, predict
-    from spikestream.report import ReportImage, png_from_array, write_html_report
-    from spikestream.report._annotate import annotate_frame
+    from spikestream.report import HTML_NAME, ReportImage, annotate_frame, png_from_array, write_html_report
 
     begin = time.perf_counter()
     entry = MODELS[DEMO_MODEL]
@@ -325,6 +324,7 @@ def demo(out: str | os.PathLike, frames: int | None = None, options: RunOptions 
 
     video = write_video(out / DEMO_VIDEO_NAME, (annotated(i) for i in range(len(masks))), fps=source.fps)
     extra["video"] = str(video)
+    extra["html"] = str(out / HTML_NAME)
     from spikestream.hw import attach_geometry
 
     attach_geometry(trace, graph)  # lets `spikestream simulate --trace` price the demo's trace
@@ -359,6 +359,14 @@ def train(model: str, out: str | os.PathLike | None = None, seed: int = 0) -> di
     start = time.perf_counter()
     metrics = entry.train(path, seed=seed)
     return {"model": model, "weights": str(path), "seed": seed, "wall_s": time.perf_counter() - start, **metrics}
+
+
+def compile_rtl(model: str, out: str | os.PathLike, **options) -> dict:
+    """``spikestream compile``: quantize a model, generate its accelerator's Verilog, optionally simulate and
+    synthesize it (``spikestream.rtl.compile_model``); writes report.json."""
+    from spikestream.rtl import CompileOptions, compile_model
+
+    return compile_model(model, out, CompileOptions(**options))
 
 
 def info() -> dict:

@@ -161,9 +161,10 @@ class FPGATarget(Target):
                 neuron = np.ceil(np.minimum(work.sum(1), g.neurons * steps) / (p * pe.neuron_lanes))
             else:
                 neuron = np.full(frames, math.ceil(g.neurons * steps / (p * pe.neuron_lanes)))
-            plan = scheduler.schedule(costs, p, keyframes)
+            move_cycles = _unit_bits(g, kind, trace.tile, pe) / (p * pe.bram_port_bits)  # per moved unit
+            plan = scheduler.schedule(costs, p, keyframes, np.full(costs.shape[1], move_cycles))
             synaptic = np.ceil(plan.makespan)
-            remap = np.ceil(plan.moved * _unit_bits(g, kind, trace.tile, pe) / (p * pe.bram_port_bits))
+            remap = np.ceil(plan.moved * move_cycles)
             overhead = pe.pipeline_cycles + pe.layer_setup_cycles
             cycles = synaptic + neuron + remap + overhead
             compute_cycles += cycles

@@ -1,7 +1,8 @@
 """Schedulers: which processing element (PE) does each work unit of a layer, frame by frame.
 
 A scheduler receives the measured cost of every work unit in every frame, ``costs`` (frames, units),
-the number of PEs P and the trace's keyframe flags, and returns a ``Schedule``: the PE of every unit
+the number of PEs P, the trace's keyframe flags and optionally what moving each unit to another PE
+costs (``move_costs``, same units as ``costs``), and returns a ``Schedule``: the PE of every unit
 in every frame and the resulting PE loads (frames, P). A layer's synaptic phase ends when its most
 loaded PE ends, so its time is ``loads.max(1)``; the balance ratio is mean load ÷ max load.
 
@@ -123,7 +124,8 @@ class Scheduler:
 
     name = "scheduler"
 
-    def schedule(self, costs: np.ndarray, processors: int, keyframes: np.ndarray | None = None) -> Schedule:
+    def schedule(self, costs: np.ndarray, processors: int, keyframes: np.ndarray | None = None,
+                 move_costs: np.ndarray | None = None) -> Schedule:
         raise NotImplementedError
 
 
@@ -155,7 +157,7 @@ def make_scheduler(name: str, **options) -> Scheduler:
 
 @register_scheduler("static")
 class StaticScheduler(Scheduler):
-    def schedule(self, costs, processors, keyframes=None):
+    def schedule(self, costs, processors, keyframes=None, move_costs=None):
         costs = _check(costs, processors)
         assignment = np.broadcast_to(static_assignment(costs.shape[1], processors), costs.shape)
         return _schedule(np.ascontiguousarray(assignment), costs, processors)
@@ -163,7 +165,7 @@ class StaticScheduler(Scheduler):
 
 @register_scheduler("round-robin")
 class RoundRobinScheduler(Scheduler):
-    def schedule(self, costs, processors, keyframes=None):
+    def schedule(self, costs, processors, keyframes=None, move_costs=None):
         costs = _check(costs, processors)
         assignment = np.broadcast_to(round_robin_assignment(costs.shape[1], processors), costs.shape)
         return _schedule(np.ascontiguousarray(assignment), costs, processors)
@@ -189,10 +191,11 @@ class KeyframeScheduler(Scheduler):
         self.every = int(every)
         self.follow_trace = bool(follow_trace)  # False: profile every `every` frames, whatever the trace marks
 
-    def _reprofile(self, costs_f: np.ndarray, mapping: np.ndarray, processors: int) -> bool:
+    def _reprofile(self, costs_f: np.ndarray, mapping: np.ndarray, processors: int,
+                   move_costs: np.ndarray | None) -> bool:
         return False
 
-    def schedule(self, costs, processors, keyframes=None):
+    def schedule(self, costs, processors, keyframes=None, move_costs=None):
         costs = _check(costs, processors)
         frames, units = costs.shape
         profile = _keyframe_flags(frames, keyframes, self.every, self.follow_trace)
@@ -200,7 +203,7 @@ class KeyframeScheduler(Scheduler):
         assignment = np.empty((frames, units), dtype=np.int64)
         for f in range(frames):
             assignment[f] = mapping
-            if profile[f] or self._reprofile(costs[f], mapping, processors):
+            if profile[f] or self._reprofile(costs[f], mapping, processors, move_costs):
                 mapping = lpt_assignment(costs[f], processors)  # measured now, used from frame f + 1
         return _schedule(assignment, costs, processors)
 
@@ -213,7 +216,9 @@ class AdaptiveKeyframeScheduler(KeyframeScheduler):
 
     Why the bound and not the plain balance ratio: when one unit outweighs the mean PE load, no mapping
     balances the frame, and a rule on mean ÷ max would re-profile (and pay to move units) on every such
-    frame for nothing. Relative to the bound, it re-profiles only when the *mapping* has gone stale."""
+    frame for nothing. Relative to the bound, it re-profiles only when the *mapping* has gone stale.
+    Given ``move_costs``, it also re-profiles only when the new mapping's gain on the measured frame
+    exceeds the cost of moving the units it reassigns."""
 
     def __init__(self, every: int = 8, threshold: float = 0.9, follow_trace: bool = True):
         super().__init__(every, follow_trace)
@@ -221,17 +226,24 @@ class AdaptiveKeyframeScheduler(KeyframeScheduler):
             raise ScheduleError(f"balance threshold must be in (0, 1], not {threshold!r}")
         self.threshold = float(threshold)
 
-    def _reprofile(self, costs_f, mapping, processors):
+    def _reprofile(self, costs_f, mapping, processors, move_costs):
         peak = np.bincount(mapping, weights=costs_f, minlength=processors).max()
         bound = max(costs_f.sum() / processors, costs_f.max(initial=0.0))
-        return bool(peak > 0 and bound / peak < self.threshold)
+        if not (peak > 0 and bound / peak < self.threshold):
+            return False
+        if move_costs is None:
+            return True
+        # worth it only if the gain the new mapping shows on this frame pays for moving the units
+        candidate = lpt_assignment(costs_f, processors)
+        gain = peak - np.bincount(candidate, weights=costs_f, minlength=processors).max()
+        return bool(gain > np.asarray(move_costs)[candidate != mapping].sum())
 
 
 @register_scheduler("oracle")
 class OracleScheduler(Scheduler):
     """Per-frame LPT with perfect knowledge of the frame's own costs (not causal: an upper reference)."""
 
-    def schedule(self, costs, processors, keyframes=None):
+    def schedule(self, costs, processors, keyframes=None, move_costs=None):
         costs = _check(costs, processors)
         assignment = np.stack([lpt_assignment(c, processors) for c in costs]) if costs.shape[0] else \
             np.zeros(costs.shape, np.int64)
@@ -244,7 +256,7 @@ class IdealBound(Scheduler):
     across PEs except that one unit never runs on two PEs at once (McNaughton's wrap-around rule).
     Loads: the largest unit on one PE if it exceeds the mean, the rest spread evenly."""
 
-    def schedule(self, costs, processors, keyframes=None):
+    def schedule(self, costs, processors, keyframes=None, move_costs=None):
         costs = _check(costs, processors)
         frames = costs.shape[0]
         total = costs.sum(1)

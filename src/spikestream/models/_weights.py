@@ -26,6 +26,7 @@ def save_weights(module: nn.Module, path: str | os.PathLike, metadata: dict[str,
     tensors = {name: tensor.detach().contiguous().cpu() for name, tensor in module.state_dict().items()}
     temporary = path.with_name(f".{path.name}.partial")
     save_file(tensors, str(temporary), metadata={k: str(v) for k, v in (metadata or {}).items()})
+    os.chmod(temporary, 0o644)  # safetensors creates 0600; shipped weights must be readable by every user
     os.replace(temporary, path)
     return path
 

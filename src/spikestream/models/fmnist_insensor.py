@@ -6,11 +6,14 @@ Energy Efficient Computer Vision", ICASSP 2023) on the first layer:
 - kernel = stride (``STRIDE`` x ``STRIDE``, no padding): every pixel feeds exactly one output position,
   so the multiply-accumulate happens in the pixel's own neighbourhood, with no overlap;
 - low-bit weights: ``WEIGHT_BITS``-bit symmetric, one scale per output channel (transistor sizes);
+  a per-channel batch norm before the spike trains the scale and offset of each channel's current
+  (in P2M it is fused into the in-pixel circuit); it folds exactly into the per-channel weight scale
+  and the bias, so the exported layer is still 4-bit levels × one scale per channel, plus a bias;
 - binary outputs: an IF neuron (θ = ``THRESHOLD``, reset by subtraction) per output, fed the analog
   pixel current for T = ``STEPS`` steps (direct encoding); only its spikes leave the sensor.
 
-Network (``InSensorCNN``): pixel conv 1→32 2x2/2 + IF spikes (28 → 14), then on the processor conv
-32→32 3x3 (14 → 12), max-pool 2 (→ 6), ReLU, FC 1152→256, ReLU, FC 256→10. It has the depth and
+Network (``InSensorCNN``): pixel conv 1→32 2x2/2 + batch norm + IF spikes (28 → 14), then on the
+processor conv 32→32 3x3 (14 → 12), max-pool 2 (→ 6), ReLU, FC 1152→256, ReLU, FC 256→10. It has the depth and
 width of ``fmnist-cnn`` (E3NE/Fang CNN), whose first layer is an unconstrained 3x3/1 convolution on
 analog pixels; the comparison of the two is in ``docs/hardware.md`` (``benchmarks/hardware.py``).
 
@@ -66,6 +69,7 @@ class InSensorCNN(nn.Module):
         super().__init__()
         self.weight_bits, self.steps = weight_bits, steps
         self.pixel = nn.Conv2d(1, channels, stride, stride=stride)
+        self.pixel_norm = nn.BatchNorm2d(channels)  # folded into the pixel weights' scale and bias on export
         self.conv2 = nn.Conv2d(channels, 32, 3)
         side = (INPUT_SHAPE[1] // stride - 2) // 2
         self.fc1 = nn.Linear(32 * side * side, 256)
@@ -77,7 +81,7 @@ class InSensorCNN(nn.Module):
 
     def spikes(self, x: Tensor) -> Tensor:
         """(B, 1, 28, 28) pixels → (T, B, C, 14, 14) binary spikes of the in-pixel layer."""
-        current = F.conv2d(x, self.pixel_weight(), self.pixel.bias, stride=self.pixel.stride)
+        current = self.pixel_norm(F.conv2d(x, self.pixel_weight(), self.pixel.bias, stride=self.pixel.stride))
         return if_scan(current.expand(self.steps, *current.shape), THRESHOLD, SURROGATE_ALPHA)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -91,17 +95,27 @@ def load_model(weights: str | os.PathLike | None = None) -> InSensorCNN:
     return load_weights(InSensorCNN(), WEIGHTS_DIR / WEIGHTS if weights is None else weights).eval()
 
 
+def folded_pixel_layer(model: InSensorCNN) -> tuple[Tensor, Tensor]:
+    """(weight, bias) of the pixel layer with its batch norm folded in (eval statistics): the weight is
+    the quantized one times γ/σ per channel, so it keeps one scale per channel over 4-bit levels."""
+    norm = model.pixel_norm
+    with torch.no_grad():
+        scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)  # (C,)
+        weight = model.pixel_weight() * scale[:, None, None, None]
+        bias = (model.pixel.bias - norm.running_mean) * scale + norm.bias
+    return weight, bias
+
+
 def in_sensor_graph(model: InSensorCNN | None = None) -> ir.Graph:
-    """The network as an IR graph: quantized pixel weights, an IF node for the spikes, the rest as is.
-    Run it with ``Stream(graph, make_encoding("direct", steps=STEPS))`` (exact for T = 1)."""
-    model = model or load_model()
+    """The network as an IR graph: folded quantized pixel weights, an IF node for the spikes, the rest as
+    is. Run it with ``Stream(graph, make_encoding("direct", steps=STEPS))`` (exact for T = 1)."""
+    model = (model or load_model()).eval()
     if model.steps != 1:
         raise ValueError("the IR export is exact for T = 1 only (the processor part reads the step's spikes)")
     array = lambda t: t.detach().cpu().numpy().astype(np.float32)  # noqa: E731
-    with torch.no_grad():
-        pixel_weight = model.pixel_weight()
+    pixel_weight, pixel_bias = folded_pixel_layer(model)
     return ir.sequential(INPUT_SHAPE, [
-        ir.Conv2d("pixel", weight=array(pixel_weight), bias=array(model.pixel.bias), stride=model.pixel.stride),
+        ir.Conv2d("pixel", weight=array(pixel_weight), bias=array(pixel_bias), stride=model.pixel.stride),
         ir.IF("pixel_spike", threshold=THRESHOLD, reset="subtract"),
         ir.Conv2d("conv2", weight=array(model.conv2.weight), bias=array(model.conv2.bias)),
         ir.MaxPool2d("pool", kernel_size=2),
@@ -141,7 +155,8 @@ def train(out_path: str | os.PathLike, seed: int = 0, config: TrainConfig = ANN_
     status(f"fmnist-insensor: test accuracy {accuracy:.4f}, in-pixel spike rate {rate:.3f} ({wall_s:.0f} s)")
     save_weights(model, Path(out_path), metadata={
         "model": "fmnist-insensor", "seed": seed, "test_accuracy": f"{accuracy:.4f}", "spike_rate": f"{rate:.4f}",
-        "constraints": f"pixel layer {STRIDE}x{STRIDE}/{STRIDE}, {WEIGHT_BITS}-bit weights, binary IF spikes, T={STEPS}",
+        "constraints": f"pixel layer {STRIDE}x{STRIDE}/{STRIDE}, {WEIGHT_BITS}-bit weights, binary IF spikes, "
+                       f"T={STEPS}",
         "command": "spikestream train fmnist-insensor"})
     return {"test_accuracy": accuracy, "spike_rate": rate, "loss": history, "wall_s": wall_s}
 

@@ -73,6 +73,7 @@ class SigmaDeltaConfig:
     input_threshold: float | None = None  # θ of the encoder on the network input (None: threshold)
     sparsity_weight: float = 1.0  # λ: the penalty is λ·max(0, event rate − target_rate)
     target_rate: float = 0.05  # cost-weighted mean event magnitude, in units of θ, that goes unpenalised
+    ann_weight: float = 0.5  # weight of the plain ANN's loss on each run's last frame (keeps the pair close)
 
 
 def synaptic_fan_out(module: nn.Module) -> float:
@@ -108,6 +109,7 @@ class SigmaDeltaSimulation:
         self._dense: list[float] = []
         self._input: Tensor | None = None
         self._handles = []
+        self._bypass = False
 
     def __enter__(self) -> SigmaDeltaSimulation:
         self._handles = [layer.register_forward_pre_hook(self._encode) for layer in self.layers]
@@ -123,7 +125,9 @@ class SigmaDeltaSimulation:
         """Forget every reconstruction: the next frame is sent whole."""
         self._reconstructions.clear()
 
-    def _encode(self, layer: nn.Module, args: tuple) -> tuple:
+    def _encode(self, layer: nn.Module, args: tuple) -> tuple | None:
+        if self._bypass:
+            return None
         a = args[0]
         theta = self.input_threshold if a is self._input else self.threshold
         previous = self._reconstructions.get(layer)
@@ -145,6 +149,14 @@ class SigmaDeltaSimulation:
         self._input = None
         return output, rate
 
+    def ann(self, x: Tensor) -> Tensor:
+        """The plain ANN on x: no sigma-delta encoding, no state touched."""
+        self._bypass = True
+        try:
+            return self.model(x)
+        finally:
+            self._bypass = False
+
 
 def fit_sigma_delta(model: nn.Module, sequences: Tensor, targets,
                     frame_loss: Callable[[Tensor, object], Tensor], sigma_delta: SigmaDeltaConfig = SigmaDeltaConfig(),
@@ -156,8 +168,9 @@ def fit_sigma_delta(model: nn.Module, sequences: Tensor, targets,
     of tensors (N, T, ...). Each sequence is streamed frame by frame through ``SigmaDeltaSimulation``
     (state reset at its start); the loss is the mean over frames of ``frame_loss(output_t, target_t)``
     plus λ·max(0, r − target_rate), r being the mean event rate of frames 1..T−1 (frame 0 is sent
-    whole whatever the weights). Batch-norm statistics stay frozen. Returns per epoch the mean task
-    loss and event rate.
+    whole whatever the weights), plus ``ann_weight`` times the plain ANN's loss on frame T−1, so that
+    the ANN and its sigma-delta version stay close. Batch-norm statistics stay frozen. Returns per
+    epoch the mean task loss (sigma-delta), event rate and ANN loss.
     """
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
@@ -174,7 +187,7 @@ def fit_sigma_delta(model: nn.Module, sequences: Tensor, targets,
             module.eval()  # frozen statistics: the converted graph folds them as they are
     with SigmaDeltaSimulation(model, sigma_delta.threshold, sigma_delta.input_threshold) as simulation:
         for epoch in range(config.epochs):
-            task_total, rate_total, count = 0.0, 0.0, 0
+            task_total, rate_total, ann_total, count = 0.0, 0.0, 0.0, 0
             for x, y in progress(batches(sequences, targets, config.batch_size, generator), total=steps_per_epoch,
                                  description=f"{description} epoch {epoch + 1}/{config.epochs}"):
                 simulation.reset()
@@ -186,15 +199,19 @@ def fit_sigma_delta(model: nn.Module, sequences: Tensor, targets,
                     if t > 0:
                         rates.append(rate)
                 rate = torch.stack(rates).mean()
-                loss = task + sigma_delta.sparsity_weight * torch.relu(rate - sigma_delta.target_rate)
+                ann = frame_loss(simulation.ann(x[:, -1]), target_t) if sigma_delta.ann_weight else torch.zeros(())
+                loss = (task + sigma_delta.sparsity_weight * torch.relu(rate - sigma_delta.target_rate)
+                        + sigma_delta.ann_weight * ann)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 schedule.step()
                 task_total += task.item() * x.shape[0]
                 rate_total += rate.item() * x.shape[0]
+                ann_total += ann.item() * x.shape[0]
                 count += x.shape[0]
-            history.append({"task_loss": task_total / count, "event_rate": rate_total / count})
+            history.append({"task_loss": task_total / count, "event_rate": rate_total / count,
+                            "ann_loss": ann_total / count})
     model.eval()
     return history
 

@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import EngFormatter, FuncFormatter, MaxNLocator
 
 from spikestream.engine import Trace
 
@@ -155,6 +155,8 @@ def activity_map_plot(trace: Trace, layer: str | None = None, background: np.nda
         axes.set_xlabel(f"tile x ({tile_w} output pixels)")
         axes.set_ylabel(f"tile y ({tile_h} output pixels)")
     colorbar = figure.colorbar(image, ax=axes, fraction=0.035, pad=0.02)
+    colorbar.formatter = EngFormatter()  # 1.2M rather than an offset "1e6" above the bar
+    colorbar.update_ticks()
     colorbar.set_label("events × non-zero weights")
     frames = f"frames 2-{trace.frames}" if trace.frames > 1 else "1 frame"
     axes.set_title(f"Activity map of {layer}: work per {tile_h}x{tile_w} output tile, {frames}", fontsize=10)
