@@ -8,9 +8,10 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt Makefile
 # or pull torchvision/torchaudio, which have no CPU build here (DESIGN.md §5). What they import at run
 # time is listed in the `test` extra of pyproject.toml.
 NO_DEPS := spikingjelly==2.0.0 neurobench==2.3.0
-# Debian packages holding real data (DESIGN.md §5): Fashion-MNIST; the sample videos of opencv-doc are
-# fetched into a cache by spikestream.data.sources (apt-get download, no root needed).
-DEBIAN_DATA := dataset-fashion-mnist
+# Debian packages: real data (DESIGN.md §5: Fashion-MNIST; the sample videos of opencv-doc are fetched
+# into a cache by spikestream.data.sources, apt-get download, no root needed) and the RTL tools
+# (Icarus Verilog simulates the generated Verilog, Yosys synthesises it for the FPGA resource report).
+DEBIAN_DATA := dataset-fashion-mnist iverilog yosys
 
 .PHONY: setup data demo test lint format clean
 
@@ -29,7 +30,7 @@ $(STAMP):
 # fetch the sample videos into the cache. A machine without apt gets a warning; the loaders then say
 # how to provide the data.
 data: $(STAMP)
-	@dpkg-query -W -f='$${Status}' $(DEBIAN_DATA) 2>/dev/null | grep -q "install ok installed" || \
+	@(for p in $(DEBIAN_DATA); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || exit 1; done) || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_DATA); } || \
 		echo "warning: could not install $(DEBIAN_DATA); see README (data)"
 	@$(PY) -c "from spikestream.data import find_sample_video as find; [find(n) for n in ('vtest.avi', 'Megamind.avi', 'tree.avi')]" || \

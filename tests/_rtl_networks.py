@@ -67,3 +67,37 @@ def fang_cnn_quantized(bits: int = 4, weight_bits: int = 4):
     images, _ = load_fashion_mnist("train")
     calibration = torch.from_numpy(images[:64, None]).float() / 255
     return quantize(graph, calibration, bits=bits, weight_bits=weight_bits)
+
+
+class StridedCNN(nn.Module):
+    """conv 1→3 3x3 stride 2 pad 1 (no pooling) → ReLU → FC 147→10: strides and a pool-free convolution."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 3, 3, stride=2, padding=1)
+        self.fc = nn.Linear(3 * 7 * 7, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(torch.relu(self.conv(x)), 1))  # (B, 1, 14, 14) -> (B, 3, 7, 7) -> (B, 10)
+
+
+class SmallMLP(nn.Module):
+    """FC 196→16 → ReLU → FC 16→10 on flattened pixels: a linear first layer fed by the input stream."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(196, 16)
+        self.fc2 = nn.Linear(16, 10)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(torch.flatten(x, 1))))
+
+
+@functools.cache
+def quantized_variant(name: str, bits: int = 4, weight_bits: int = 4):
+    """A quantized StridedCNN ("strided") or SmallMLP ("mlp"), seeded, calibrated on 200 training images."""
+    torch.manual_seed(2)
+    module = {"strided": StridedCNN, "mlp": SmallMLP}[name]().eval()
+    graph = from_torch(module, (1, 14, 14))
+    calibration = torch.from_numpy(small_images("train", 200)).float() / 255
+    return quantize(graph, calibration, bits=bits, weight_bits=weight_bits)

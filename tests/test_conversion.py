@@ -313,6 +313,18 @@ def test_threshold_balancing_rescales_layer_by_layer():
     assert np.abs(approx - exact).max() <= 2 * np.abs(ann.nodes["fc2"].weight).sum(1).max() * peak / steps
 
 
+def test_threshold_balancing_can_pool_spikes_instead_of_currents():
+    rng = np.random.default_rng(2)
+    ann = _tiny_ann(rng)  # conv -> pool -> relu -> flatten -> fc
+    samples = rng.random((32, 1, 6, 6))
+    currents = threshold_balancing(ann, samples)
+    spikes = threshold_balancing(ann, samples, pool_spikes=True)
+    assert [currents.nodes[n].kind for n in currents.order][1:4] == ["Conv2d", "MaxPool2d", "IF"]
+    assert [spikes.nodes[n].kind for n in spikes.order][1:4] == ["Conv2d", "IF", "MaxPool2d"]
+    assert spikes.predecessors("flatten") == ["pool"] and spikes.shapes["relu"] == (4, 4, 4)
+    assert all(spikes.nodes[n].equals(currents.nodes[n]) for n in currents.nodes)  # same weights, same neurons
+
+
 # --- the training-time SNN ----------------------------------------------------------------------------
 
 

@@ -113,13 +113,25 @@ def test_kwbs_profiles_on_keyframes_and_applies_the_mapping_from_the_next_frame(
 
 def test_adaptive_kwbs_reprofiles_when_balance_drops():
     costs = np.zeros((6, 4))
-    costs[:3] = [10, 10, 1, 1]  # profiled at frame 0
-    costs[3:] = [1, 1, 10, 10]  # the work moves: the frame-0 mapping is now unbalanced
+    costs[:3] = [10, 1, 10, 1]  # profiled at frame 0: units {0, 1} on PE 0, {2, 3} on PE 1
+    costs[3:] = [10, 10, 1, 1]  # the work moves: that mapping now loads PE 0 with 20 and PE 1 with 2
     keyed = make_scheduler("kwbs", every=100).schedule(costs, 2)
     adaptive = make_scheduler("adaptive-kwbs", every=100, threshold=0.9).schedule(costs, 2)
-    assert keyed.makespan[5] >= adaptive.makespan[5]
+    assert keyed.makespan[5] == 20 and adaptive.makespan[5] == 11
     np.testing.assert_array_equal(adaptive.assignment[4], lpt_assignment(costs[3], 2))
     assert adaptive.remapped.sum() >= keyed.remapped.sum()
+
+
+def test_adaptive_kwbs_does_not_move_units_when_moving_costs_more_than_it_gains():
+    costs = np.zeros((6, 4))
+    costs[:3] = [10, 1, 10, 1]
+    costs[3:] = [10, 10, 1, 1]
+    keyed = make_scheduler("kwbs", every=100).schedule(costs, 2)
+    scheduler = make_scheduler("adaptive-kwbs", every=100, threshold=0.9)
+    cheap = scheduler.schedule(costs, 2, move_costs=np.full(4, 0.1))
+    dear = scheduler.schedule(costs, 2, move_costs=np.full(4, 100.0))
+    assert cheap.remapped.sum() > keyed.remapped.sum()  # the gain (9 cycles) pays for moving
+    np.testing.assert_array_equal(dear.assignment, keyed.assignment)  # it does not
 
 
 def test_registry_rejects_duplicates_and_unknown_names():

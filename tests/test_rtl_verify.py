@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from _rtl_networks import SMALL_PARALLEL, have_data, small_cnn, small_images
+from _rtl_networks import SMALL_PARALLEL, have_data, quantized_variant, small_cnn, small_images
 from spikestream.rtl import calibrate_cycles, estimate, generate, latency_cycles, lower, parse_parallel, verify
 from spikestream.rtl.dse import layer_cycles
 from spikestream.rtl.verify import parse_toggle_coverage, stimulus_beats
@@ -40,6 +40,23 @@ def test_small_network_is_bit_exact_and_takes_the_modelled_cycles(tmp_path):
     _, errors = calibrate_cycles([(plan, parallelism, 2, result.latency_cycles[0])])
     assert max(abs(e) for e in errors) < 1e-9
     assert estimate(plan, parallelism, 2).latency_cycles == modelled
+
+
+@needs_data
+@needs_icarus
+@pytest.mark.slow
+@pytest.mark.parametrize("network, parallel", [
+    ("strided", "pixels=3,kernel_rows=3,channels=3,neurons=5"),  # stride 2, no pooling, partial segment
+    ("mlp", "neurons=4,fc2.neurons=10"),  # the input stream feeds a linear layer directly
+])
+def test_other_layer_forms_are_bit_exact(tmp_path, network, parallel):
+    quantized = quantized_variant(network)
+    plan = lower(quantized)
+    parallelism = parse_parallel(parallel, plan)
+    design = generate(plan, parallelism, pixels_per_beat=2)
+    result = verify(design, small_images("test", 2, start=10), tmp_path, "icarus", timeout_s=900)
+    np.testing.assert_array_equal(result.outputs, result.expected)
+    assert result.latency_cycles == [latency_cycles(plan, parallelism, 2)] * 2
 
 
 def test_stimulus_beats_pack_pixels_little_endian():

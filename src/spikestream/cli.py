@@ -127,7 +127,8 @@ def main_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--device", default="xc7z020", help="FPGA device: xc7z020 (default), xc7z035, xcvu13p")
     compile_.add_argument("--parallel", default="auto",
                           help="parallelism, e.g. pixels=13,kernel_rows=3,channels=8,units=1,neurons=32,"
-                               "fc2.neurons=10; 'auto' (default): the fastest configuration that fits the device")
+                               "fc2.neurons=10; 'auto' (default): the fastest configuration whose estimate stays "
+                               "under 70%% of the device")
     compile_.add_argument("--bits", type=int, default=4, help="radix bits T of every activation (default 4)")
     compile_.add_argument("--weight-bits", type=int, default=4, help="signed weight bits (default 4)")
     compile_.add_argument("--verify", type=int, default=0, metavar="N",

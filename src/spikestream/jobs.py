@@ -165,7 +165,7 @@ def run_video(video: str, model: str, out: str | os.PathLike, options: RunOption
 def _hardware_sections(trace, hardware: HardwareOptions, out: Path):
     """Simulate ``trace`` on a target, leave its plots as PNGs in ``out``; -> (report sections, result, plots)."""
     from spikestream.hw import run_hardware
-    from spikestream.report._hardware_plots import hardware_plots, write_hardware_pngs
+    from spikestream.report import hardware_plots, write_hardware_pngs
 
     result, sections, energy = run_hardware(trace, hardware)
     plots = hardware_plots(result, energy)
@@ -178,8 +178,7 @@ def simulate_trace(trace_path: str | os.PathLike, out: str | os.PathLike,
     """``spikestream simulate``: run a saved trace on a hardware target; writes report.json (``fps`` is the
     simulated target's throughput), report.html and the PNG plots."""
     from spikestream.engine import Trace
-    from spikestream.report import write_html_report
-    from spikestream.report._hardware_plots import hardware_images
+    from spikestream.report import hardware_images, write_html_report
 
     hardware = hardware or HardwareOptions()
     trace = Trace.load(trace_path)

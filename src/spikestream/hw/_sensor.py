@@ -227,6 +227,7 @@ class SensorTarget(Target):
                 first.stride[0], first.output_channels, steps, self.adc_bits, c_in),
             "conventional_j_per_frame": e_conv, "in_sensor_j_per_frame": e_in,
             "energy_reduction": e_conv / e_in if e_in else float("inf"),
+            "front_end_energy_reduction": (e_conv - rest) / (e_in - rest) if e_in > rest else float("inf"),
             "conventional_breakdown": {k: float(v) for k, v in conventional.items()},
             "in_sensor_breakdown": {k: float(v) for k, v in in_sensor.items()},
             "conventional_fps_link_bound": sensor.link_bits_per_s / raw_bits,

@@ -41,7 +41,7 @@ def relu_to_if(graph: ir.Graph, threshold: float = 1.0, reset: str = "subtract")
 
 @register_pass("threshold_balancing")
 def threshold_balancing(graph: ir.Graph, calibration, percentile: float = 99.9,
-                        reset: str = "subtract") -> ir.Graph:
+                        reset: str = "subtract", pool_spikes: bool = False) -> ir.Graph:
     """Convert a ReLU ANN into an IF SNN for direct or rate encoding (see the module docstring).
 
     ``calibration``: sample inputs (N, *input_shape), floats in [0, 1] or uint8 images.
@@ -49,6 +49,12 @@ def threshold_balancing(graph: ir.Graph, calibration, percentile: float = 99.9,
     99.99 are common). Every ReLU must follow a synaptic layer (Conv2d, Linear, ...), directly or
     behind max-pooling, as its only consumer. The result's IF nodes keep the ReLU names; the λ of
     each is recorded in the graph metadata as ``threshold_balancing.scales``, "relu=2.31;relu_1=...".
+
+    Where max-pooling sits between a layer and its ReLU, the IF neuron takes the ReLU's place by
+    default, so it fires on the max of the pooled synaptic currents. ``pool_spikes=True`` moves it
+    in front of the pooling instead, which then ORs spikes. Both are exact for the ANN (ReLU and max
+    commute); for a rate-coded input the per-step max of noisy currents is biased upward, a bias that
+    does not average out over T, so rate codes want ``pool_spikes``.
     """
     check_ann(graph, "threshold_balancing")
     owners = rectified_layers(graph, "threshold_balancing")
@@ -76,7 +82,32 @@ def threshold_balancing(graph: ir.Graph, calibration, percentile: float = 99.9,
             scales[name] = inherited_scale(graph, name, scales)
     metadata = {**graph.metadata, "threshold_balancing.scales": ";".join(f"{r}={ranges[r]:.6g}" for r in relus),
                 "threshold_balancing.percentile": f"{percentile:g}"}
-    return graph.with_changes(nodes=[replaced.get(n.name, n) for n in graph.nodes.values()], metadata=metadata)
+    edges = list(graph.edges)
+    if pool_spikes:
+        for relu, layer in owners.items():
+            edges = _neuron_before_pooling(graph, edges, layer, relu)
+    return graph.with_changes(nodes=[replaced.get(n.name, n) for n in graph.nodes.values()], edges=edges,
+                              metadata=metadata)
+
+
+def _neuron_before_pooling(graph: ir.Graph, edges: list[tuple[str, str]], layer: str, neuron: str
+                           ) -> list[tuple[str, str]]:
+    """Rewire layer → pool… → neuron → consumers into layer → neuron → pool… → consumers."""
+    (first,) = graph.successors(layer)
+    (last,) = graph.predecessors(neuron)
+    if first == neuron:
+        return edges  # nothing in between
+    moved = []
+    for source, target in edges:
+        if (source, target) == (layer, first):
+            moved.append((layer, neuron))
+        elif (source, target) == (last, neuron):
+            moved.append((neuron, first))
+        elif source == neuron:
+            moved.append((last, target))
+        else:
+            moved.append((source, target))
+    return moved
 
 
 def _positive(value: float) -> float:

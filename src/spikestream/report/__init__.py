@@ -20,6 +20,9 @@ _LAZY = {
     "activity_per_frame_plot": "spikestream.report._plots",
     "events_per_layer_plot": "spikestream.report._plots",
     "synops_vs_dense_plot": "spikestream.report._plots",
+    "hardware_images": "spikestream.report._hardware_plots",
+    "hardware_plots": "spikestream.report._hardware_plots",
+    "write_hardware_pngs": "spikestream.report._hardware_plots",
 }
 
 __all__ = ["REPORT_NAME", "atomic_write_text", "read_report", "write_report", *_LAZY]

@@ -11,6 +11,7 @@ stimulus of the verified images), ``pareto.png`` and ``report.json``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -30,6 +31,9 @@ from spikestream.rtl.reference import IntegerReference
 from spikestream.rtl.synth import DEFAULT_CLOCK_MHZ, device_table, estimate_power, synthesize
 
 FASHION_MNIST_SHAPE = (1, 28, 28)
+# The automatic choice keeps the model's estimate under 70% of every device resource: headroom for the
+# model's error and for placement and routing (a common rule of thumb for 7-series designs).
+DEFAULT_UTILIZATION = 0.7
 CALIBRATION_IMAGES = 2000  # first training images for the activation ranges (as models.fmnist)
 
 
@@ -45,8 +49,9 @@ class CompileOptions:
     simulator: str = "icarus"  # icarus or verilator
     synth: bool = False  # run Yosys synthesis
     clock_mhz: float = DEFAULT_CLOCK_MHZ  # clock at which latency and power are quoted
-    pixels_per_beat: int = DEFAULT_PIXELS_PER_BEAT
+    pixels_per_beat: int | None = None  # input pixels per stream beat (None: the most, up to 4, that divide a row)
     max_luts: float | None = None  # extra LUT budget for the automatic choice
+    utilization: float = DEFAULT_UTILIZATION  # the automatic choice's estimate stays under this share of the device
     accuracy_images: int = 1000  # test images for the quantized model's accuracy (0: skip)
     timeout_s: float = 3600.0  # per external tool run
 
@@ -71,7 +76,13 @@ def quantized_model(spec: str, bits: int, weight_bits: int) -> tuple[ir.Graph, i
     return quantize(graph, calibration, bits=bits, weight_bits=weight_bits), graph, name
 
 
-def test_images(count: int) -> tuple[np.ndarray, np.ndarray]:
+def default_pixels_per_beat(plan: HardwarePlan) -> int:
+    """The most pixels per beat, up to ``DEFAULT_PIXELS_PER_BEAT``, that divide an input row (or the inputs)."""
+    row = plan.input_shape[-1]
+    return max(b for b in range(1, DEFAULT_PIXELS_PER_BEAT + 1) if row % b == 0)
+
+
+def fashion_mnist_test_images(count: int) -> tuple[np.ndarray, np.ndarray]:
     """The first ``count`` Fashion-MNIST test images (N, 1, 28, 28) uint8 and labels."""
     from spikestream.data.fashion_mnist import load_fashion_mnist
 
@@ -87,7 +98,7 @@ def model_accuracy(quantized: ir.Graph, float_graph: ir.Graph | None, plan: Hard
     from spikestream.engine import LayerCounter, RadixExecutor
     from spikestream.rtl.reference import float_quantized_logits
 
-    images, labels = test_images(count)
+    images, labels = fashion_mnist_test_images(count)
     reference = IntegerReference(plan)
     predicted = reference.classify(images)
     result = {"images": int(count), "integer_reference": float((predicted == labels).mean())}
@@ -122,13 +133,16 @@ def compile_model(model: str, out: str | os.PathLike, options: CompileOptions = 
     device = device_table(options.device)
     quantized, float_graph, name = quantized_model(model, options.bits, options.weight_bits)
     plan = lower(quantized)
+    beat = options.pixels_per_beat or default_pixels_per_beat(plan)
+    options = dataclasses.replace(options, pixels_per_beat=beat)
     status(f"compile: {name}, {len(plan.stages)} layers, T = {plan.bits}, {plan.weight_bits}-bit weights")
 
     automatic = options.parallel in (None, "", "auto")
     if not automatic:  # a given configuration is checked against the device before anything is built
         parallelism = parse_parallel(options.parallel, plan)
         check_fits(estimate(plan, parallelism, options.pixels_per_beat), device)
-    exploration = explore(plan, device, options.pixels_per_beat, max_luts=options.max_luts)
+    exploration = explore(plan, device, options.pixels_per_beat, max_luts=options.max_luts,
+                          utilization=options.utilization)
     if automatic:
         if exploration.best is None:
             raise InputError(f"no configuration of {name} fits {device.name} in the explored space")
@@ -140,7 +154,7 @@ def compile_model(model: str, out: str | os.PathLike, options: CompileOptions = 
     verilog_path = design.write(out / f"{design.top}.v")
     _write_testbench(out / "testbench")
     rtl = {"top": design.top, "verilog": str(verilog_path), "parallelism": parallelism.as_dict(plan),
-           "parallel": parallelism.text(), "pixels_per_beat": options.pixels_per_beat, "bits": plan.bits,
+           "parallel": parallelism.text(plan), "pixels_per_beat": options.pixels_per_beat, "bits": plan.bits,
            "weight_bits": plan.weight_bits, "clock_mhz": options.clock_mhz, "model_estimate": chosen.as_dict(),
            "generate_s": design.generate_s,
            "dse": {"candidates": len(exploration.candidates), "feasible": len(exploration.feasible),
@@ -156,7 +170,7 @@ def compile_model(model: str, out: str | os.PathLike, options: CompileOptions = 
     if options.verify:
         from spikestream.rtl.verify import verify
 
-        images, _ = test_images(options.verify)
+        images, _ = fashion_mnist_test_images(options.verify)
         verification = verify(design, images, out / "testbench", options.simulator, 1000 / options.clock_mhz,
                               options.timeout_s, measure_activity=options.simulator == "verilator")
         rtl["verification"] = verification.summary()
