@@ -50,6 +50,8 @@ def test_run_writes_the_report(tmp_path, capsys, spiking_nir):
     assert report["totals"]["synops"] == sum(layer["synops"] for layer in report["layers"])
     assert report["totals"]["dense_macs"] == 6 * (4 * 9 * 256 + 3 * 256)
     assert "report:" in capsys.readouterr().out
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 3  # self-contained: the trace's plots are embedded
     assert not list(out.glob(".*partial"))
 
 

@@ -138,9 +138,11 @@ def _video_frames(video: str, graph: ir.Graph, limit: int | None,
 
 def run_video(video: str, model: str, out: str | os.PathLike, options: RunOptions = RunOptions(),
               hardware: HardwareOptions | None = None) -> dict:
-    """``spikestream run``: stream a video (or a .npy frame array) through a model, write report.json.
-    With ``hardware``, also simulate the trace on that target (``hardware``, ``energy`` sections, plots)."""
+    """``spikestream run``: stream a video (or a .npy frame array) through a model, write report.json and
+    report.html. With ``hardware``, also simulate the trace on that target (``hardware``, ``energy``
+    sections, plots)."""
     from spikestream.hw import attach_geometry
+    from spikestream.report import hardware_images, write_html_report
 
     graph, model_name = resolve_model(model)
     graph = prepare_graph(graph, options)
@@ -155,10 +157,14 @@ def run_video(video: str, model: str, out: str | os.PathLike, options: RunOption
     extra = {"threshold": options.threshold}
     if options.save_trace:
         extra["trace"] = str(stream.trace.save(out / "trace.npz"))
+    images_after = []
     if hardware is not None:
-        extra.update(_hardware_sections(stream.trace, hardware, out)[0])
+        sections, result, plots = _hardware_sections(stream.trace, hardware, out)
+        extra.update(sections)
+        images_after = hardware_images(result, plots)
     report = build_report("run", str(video), model_name, stream, wall_s, **extra)
     write_report(out, report)
+    write_html_report(out, report, stream.trace, images_after=images_after)
     return report
 
 

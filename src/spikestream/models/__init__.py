@@ -2,6 +2,7 @@
 
 from spikestream.models import (
     fmnist,  # registers fmnist-cnn
+    fmnist_insensor,  # registers fmnist-insensor
     seg_motion,  # registers seg-motion
     synthetic_tasks,  # registers seg-synth and det-synth
 )
@@ -15,6 +16,7 @@ __all__ = [
     "WeightsError",
     "ZooModel",
     "fmnist",
+    "fmnist_insensor",
     "get_model",
     "load_weights",
     "register_model",
