@@ -34,6 +34,7 @@ from spikestream.frontend import from_torch
 from spikestream.models import WEIGHTS_DIR, get_model
 from spikestream.models import synthetic_tasks as tasks
 from spikestream.models.train import SigmaDeltaConfig
+from spikestream.report import atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 SEG_MIOU_TOLERANCE_PT = 1.0  # acceptance: |mIoU(sigma-delta) − mIoU(ANN)| in points
@@ -178,12 +179,6 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def _write(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.partial")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=8, help="held-out clips")
@@ -203,8 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in MODELS:
         results["models"].append(measure(name, args.clips, args.frames))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    _write(args.out.with_suffix(".json"), json.dumps(results, indent=2) + "\n")
-    _write(args.out, markdown(results))
+    atomic_write_text(args.out.with_suffix(".json"), json.dumps(results, indent=2) + "\n")
+    atomic_write_text(args.out, markdown(results))
     for model in results["models"]:
         print(f"{model['model']}: target {'met' if model['target_met'] else 'MISSED'} ({model['target']})")
     print(f"wrote {args.out} and {args.out.with_suffix('.json')}")

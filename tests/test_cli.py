@@ -52,7 +52,7 @@ def test_run_writes_the_report(tmp_path, capsys, spiking_nir):
     assert "report:" in capsys.readouterr().out
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 3  # self-contained: the trace's plots are embedded
-    assert not list(out.glob(".*partial"))
+    assert not list(out.glob(".*partial*"))
 
 
 def test_demo_runs_end_to_end(tmp_path, capsys):

@@ -96,7 +96,7 @@ def test_html_report_is_self_contained(tmp_path, trace):
     assert "a &lt;note&gt; &amp; more" in text  # user strings are escaped
     for title in ("Events per layer per frame", "Activity map of first", "Dense MACs vs synops per layer"):
         assert title in text
-    assert not list(tmp_path.glob(".*partial"))
+    assert not list(tmp_path.glob(".*partial*"))
 
 
 def test_plots_are_png_and_render_without_optional_parts(trace):

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import heapq
 import os
-import secrets
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ import av
 import cv2
 import numpy as np
 
+from spikestream._atomic import atomic_path
 from spikestream.errors import InputError
 
 REORDER_WINDOW = 8  # frames of look-ahead for reordering timestamps; B-frame pyramids reorder ≤ 4
@@ -81,7 +81,7 @@ def _check_file(path: Path) -> None:
 def _open_container(path: Path) -> av.container.InputContainer:
     _check_file(path)
     try:
-        container = av.open(str(path), mode="r")
+        container = av.open(str(path), mode="r", metadata_errors="replace")  # damaged tags must not stop decoding
     except av.error.FFmpegError as error:
         reason = getattr(error, "strerror", None) or str(error)
         raise VideoError(f"cannot read video '{path}': not a video file PyAV can decode ({reason})") from error
@@ -256,20 +256,17 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
         raise ValueError(f"fps must be a positive number, not {fps!r}")
     if not path.parent.is_dir():
         raise VideoError(f"cannot write video '{path}': folder '{path.parent}' does not exist")
-    partial = path.with_name(f".{path.stem}.partial-{secrets.token_hex(4)}{path.suffix}")  # same suffix: same format
-    try:
-        container = av.open(str(partial), mode="w")
-    except (av.error.FFmpegError, ValueError) as error:
-        raise VideoError(f"cannot write video '{path}': no container format for '{path.suffix}' ({error}); "
-                         f"use .mp4, .mkv, .avi or .mov") from error
-    try:
-        with container:
-            _encode(container, iter(frames), Fraction(fps).limit_denominator(100_000), codec)
-        os.replace(partial, path)
-    except av.error.FFmpegError as error:
-        raise VideoError(f"cannot write video '{path}': {error}") from error
-    finally:
-        partial.unlink(missing_ok=True)
+    with atomic_path(path) as partial:  # the temporary keeps the suffix, which picks the container
+        try:
+            container = av.open(str(partial), mode="w")
+        except (av.error.FFmpegError, ValueError) as error:
+            raise VideoError(f"cannot write video '{path}': no container format for '{path.suffix}' ({error}); "
+                             f"use .mp4, .mkv, .avi or .mov") from error
+        try:
+            with container:
+                _encode(container, iter(frames), Fraction(fps).limit_denominator(100_000), codec)
+        except av.error.FFmpegError as error:
+            raise VideoError(f"cannot write video '{path}': {error}") from error
     return path
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from spikestream._atomic import atomic_path
 from spikestream.engine._counting import LayerCount
 from spikestream.errors import InputError
 
@@ -121,10 +123,8 @@ class Trace:
             for kind in self._work:
                 for index, layer in enumerate(self.layers):
                     arrays[f"work/{kind}/{index}"] = self._work_array(kind, layer)
-        temporary = path.with_name(f".{path.name}.partial")
-        with open(temporary, "wb") as handle:
+        with atomic_path(path) as temporary, open(temporary, "wb") as handle:
             np.savez_compressed(handle, **arrays)
-        os.replace(temporary, path)
         return path
 
     @classmethod
@@ -157,6 +157,7 @@ class Trace:
             raise
         except FileNotFoundError:
             raise TraceFormatError(f"cannot read trace {str(path)!r}: no such file") from None
-        except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
+        except (OSError, EOFError, ValueError, KeyError, TypeError, IndexError, NotImplementedError,
+                zipfile.BadZipFile, zlib.error) as error:  # a damaged zip: bad headers, method, or deflate data
             raise TraceFormatError(f"cannot read trace {str(path)!r}: {type(error).__name__}: {error}") from None
         return trace

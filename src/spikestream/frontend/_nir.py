@@ -574,10 +574,10 @@ def load_nir(path: str | os.PathLike, dt: float | None = None) -> Graph:
         nir_graph = nir.read(path, type_check=False)  # our Graph verifies shapes with clearer messages
     except AssertionError as error:  # nir asserts on node types it does not know
         raise NIRFormatError(f"cannot read NIR file {shown!r}: {_unknown_types(path) or error}") from error
-    except OSError as error:
+    except (OSError, RuntimeError) as error:  # h5py raises RuntimeError on damaged group structures
         raise NIRFormatError(f"cannot read NIR file {shown!r}: not an HDF5 file, or corrupt or truncated "
                              f"({_first_line(error)})") from error
-    except (KeyError, ValueError, TypeError) as error:
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError) as error:
         raise NIRFormatError(f"cannot read NIR file {shown!r}: not a NIR graph ({_first_line(error)})") from error
     try:
         return from_nir(nir_graph, dt=dt)
@@ -585,6 +585,8 @@ def load_nir(path: str | os.PathLike, dt: float | None = None) -> Graph:
         raise
     except (ir.IRError, NIRFormatError) as error:
         raise NIRFormatError(f"cannot read NIR file {shown!r}: {error}") from error
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError) as error:  # damaged parameter arrays
+        raise NIRFormatError(f"cannot read NIR file {shown!r}: invalid NIR graph ({_first_line(error)})") from error
 
 
 def _first_line(error: BaseException) -> str:

@@ -10,6 +10,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from spikestream._atomic import atomic_path
 from spikestream.errors import InputError
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -24,10 +25,9 @@ def save_weights(module: nn.Module, path: str | os.PathLike, metadata: dict[str,
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {name: tensor.detach().contiguous().cpu() for name, tensor in module.state_dict().items()}
-    temporary = path.with_name(f".{path.name}.partial")
-    save_file(tensors, str(temporary), metadata={k: str(v) for k, v in (metadata or {}).items()})
-    os.chmod(temporary, 0o644)  # safetensors creates 0600; shipped weights must be readable by every user
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        save_file(tensors, str(temporary), metadata={k: str(v) for k, v in (metadata or {}).items()})
+        os.chmod(temporary, 0o644)  # safetensors creates 0600; shipped weights must be readable by every user
     return path
 
 

@@ -64,6 +64,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from spikestream._atomic import atomic_path
 from spikestream._progress import progress, status
 from spikestream.models._weights import save_weights
 from spikestream.models._zoo import ZooModel, register_model
@@ -145,10 +146,8 @@ def teacher_masks(video: str | os.PathLike | None = None, config: TeacherConfig 
     frames = (f.image for f in read_frames(path, grayscale=False))
     masks = np.stack(list(progress(run_teacher(frames, config), description="teacher (MOG2)")))
     cached.parent.mkdir(parents=True, exist_ok=True)
-    temporary = cached.with_name(f".{cached.name}.partial")
-    with open(temporary, "wb") as handle:
+    with atomic_path(cached) as temporary, open(temporary, "wb") as handle:
         np.savez_compressed(handle, bits=np.packbits(masks), frames=np.array(len(masks)), key=np.array(key))
-    os.replace(temporary, cached)
     return masks
 
 

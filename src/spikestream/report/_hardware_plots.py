@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from spikestream._atomic import atomic_write_bytes
+
 PE_LOADS_PNG = "pe_loads.png"
 ENERGY_PNG = "energy_breakdown.png"
 
@@ -118,8 +120,5 @@ def write_hardware_pngs(out_dir: str | os.PathLike, plots: dict[str, bytes]) -> 
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, data in plots.items():
-        temporary = out / f".{name}.partial"
-        temporary.write_bytes(data)
-        os.replace(temporary, out / name)
-        written.append(out / name)
+        written.append(atomic_write_bytes(out / name, data))
     return written

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from spikestream._atomic import atomic_write_text
+
 REPORT_NAME = "report.json"
 
 
@@ -24,16 +26,6 @@ def _plain(value):
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write to a temporary name in the same folder, then rename: a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.partial")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-    return path
 
 
 def write_report(out_dir: str | os.PathLike, report: dict) -> Path:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from spikestream import __version__, ir
+from spikestream._atomic import atomic_write_bytes
 from spikestream._progress import status
 from spikestream.errors import InputError
 from spikestream.report import write_report
@@ -200,8 +201,8 @@ def compile_model(model: str, out: str | os.PathLike, options: CompileOptions = 
         rtl["power"] = power.as_dict()
         hardware["energy_j_per_frame"] = power.total_w * latency_s
         hardware["edp"] = hardware["energy_j_per_frame"] * latency_s
-    plot_path = _atomic_write_bytes(out / "pareto.png", pareto_plot(exploration, options.clock_mhz, chosen,
-                                                                    measured_points))
+    plot_path = atomic_write_bytes(out / "pareto.png", pareto_plot(exploration, options.clock_mhz, chosen,
+                                                                   measured_points))
     rtl["pareto_plot"] = str(plot_path)
 
     wall = time.perf_counter() - begin
@@ -226,11 +227,6 @@ def _write_testbench(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     package = resources.files("spikestream.rtl")
     for source, target in (("_testbench.py", "testbench.py"), ("testbench_top.v", "testbench_top.v")):
-        _atomic_write_bytes(folder / target, (package / source).read_bytes())
+        atomic_write_bytes(folder / target, (package / source).read_bytes())
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> Path:
-    temporary = path.with_name(f".{path.name}.partial")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
-    return path
