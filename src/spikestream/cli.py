@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+import threading
 import traceback
 
 from spikestream import __version__
-from spikestream._progress import set_quiet
+from spikestream._progress import clear_position, position, set_quiet
 from spikestream.errors import InputError
 
 EXIT_USER_ERROR = 2
@@ -42,6 +45,26 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tile", type=_tile, default=(16, 16), help="output tile for per-tile work, e.g. 16x16")
 
 
+def _add_mask_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("region masking of the input deltas (spikestream.masking)")
+    group.add_argument("--mask", default="none",
+                       help="none (default), static (training-set heatmap), dynamic (MGNet), previous (the "
+                            "previous frame's detections) or union (static ∪ previous ∪ MGNet)")
+    group.add_argument("--keep", type=float, default=0.4,
+                       help="share of regions that send their deltas, in (0, 1] (default 0.4: 60%% masked)")
+    group.add_argument("--mask-region", type=int, default=8, metavar="R", help="region side in pixels (default 8)")
+    group.add_argument("--mask-refresh", type=int, default=None, metavar="N",
+                       help="the whole frame passes every N frames (default: only the first)")
+
+
+def _mask_config(args):
+    from spikestream.masking import MaskConfig
+
+    config = MaskConfig(kind=args.mask, keep=args.keep, region=args.mask_region,  # checks every option
+                        refresh_every=args.mask_refresh)
+    return None if config.kind == "none" else config
+
+
 def _add_hardware_options(parser: argparse.ArgumentParser, target: str | None) -> None:
     group = parser.add_argument_group("hardware model (spikestream.hw)")
     group.add_argument("--target", default=target,
@@ -66,6 +89,14 @@ def _add_hardware_options(parser: argparse.ArgumentParser, target: str | None) -
     group.add_argument("--link-format", default="auto", help="in-sensor link format: bitmap, aer or auto (default)")
 
 
+def _add_dask_options(parser: argparse.ArgumentParser, when: str) -> None:
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help=f"{when}local Dask worker processes, one thread each (default: one per CPU core)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help=f"{when}run on this Dask scheduler (e.g. tcp://host:8786) instead of local workers; "
+                             "the workers must see the same files")
+
+
 def _hardware_options(args):
     from spikestream.hw import HardwareOptions
 
@@ -88,12 +119,22 @@ def main_parser() -> argparse.ArgumentParser:
     commands.add_parser("info", help="version, devices, and where data is found")
 
     run = commands.add_parser("run", help="stream a video through a model and write report.json")
-    run.add_argument("video", help="a video file, or a .npy array of frames (N, H, W) or (N, C, H, W)")
+    run.add_argument("video", nargs="+",
+                     help="a video file, or a .npy array of frames (N, H, W) or (N, C, H, W); several files, a "
+                          "folder or a quoted glob ('videos/*.avi') run in parallel, one report each and a summary")
     run.add_argument("--model", required=True, help="a .nir file or a zoo model name")
     run.add_argument("--out", required=True, help="output folder (report.json, trace.npz)")
     run.add_argument("--frames", type=int, default=None, help="process at most this many frames")
     _add_run_options(run)
+    _add_mask_options(run)
     _add_hardware_options(run, target=None)
+    _add_dask_options(run, "several videos: ")
+
+    sweep = commands.add_parser("sweep", help="run a grid of run jobs (models x videos x encodings x thresholds x "
+                                              "masks x targets x schedules) on Dask: one table and plots")
+    sweep.add_argument("sweep", metavar="SWEEP.toml", help="the sweep file ([grid] axes, [fixed] parameters)")
+    sweep.add_argument("--out", default=None, help="output folder (default out/<sweep file name>)")
+    _add_dask_options(sweep, "")
 
     simulate = commands.add_parser("simulate", help="run a saved trace on a hardware model (FPGA PE array, "
                                                     "neuromorphic cores, in-sensor first layer)")
@@ -155,8 +196,9 @@ def _run_options(args):
         raise InputError(f"--threshold must be >= 0, not {args.threshold}")
     if args.frames is not None and args.frames < 1:
         raise InputError(f"--frames must be >= 1, not {args.frames}")
+    mask = _mask_config(args) if hasattr(args, "mask") else None
     return RunOptions(encoding=args.encoding, threshold=args.threshold, steps=args.steps, backend=args.backend,
-                      frames=args.frames, keyframe_every=args.keyframe, tile=args.tile)
+                      frames=args.frames, keyframe_every=args.keyframe, tile=args.tile, mask=mask)
 
 
 def _print_summary(report: dict, out: str) -> None:
@@ -171,6 +213,23 @@ def _print_summary(report: dict, out: str) -> None:
     print(f"{'total':<24}{totals['events']:>14,}{totals['synops']:>16,}{totals['dense_macs']:>16,}"
           f"{totals['activity']:>10.3f}")
     print(f"report: {out}/report.json")
+
+
+def _print_masking(report: dict) -> None:
+    masking = report.get("masking")
+    if not masking:
+        return
+    line = (f"mask {masking['kind']} ({masking['source']}): keep {masking['keep']:g} of {masking['grid'][0]}x"
+            f"{masking['grid'][1]} regions of {masking['region']} px, {masking['masked_fraction'] * 100:.1f}% held "
+            f"over {masking['frames']} frames")
+    if "mask_generator" in masking:
+        generator = masking["mask_generator"]
+        line += f"; MGNet {generator['synops_per_frame']:,.0f} synops/frame"
+    print(line)
+    total = masking.get("with_mask_generator")
+    if total:
+        print(f"  with MGNet: {total['fps']:,.1f} frames/s, latency {total['latency_s'] * 1e3:.3f} ms, "
+              f"{total['energy_j_per_frame'] * 1e3:.4g} mJ/frame, EDP {total['edp']:.3g} J·s")
 
 
 def _print_hardware(report: dict) -> None:
@@ -215,15 +274,58 @@ def _print_compile(report: dict, out: str) -> None:
     print(f"report: {out}/report.json, Pareto plot: {rtl['pareto_plot']}")
 
 
+def _is_batch(videos: list[str]) -> bool:
+    from spikestream.distributed import is_batch
+
+    return is_batch(videos)
+
+
+def _run_batch(args) -> int:
+    """``run`` over several videos; exit status 1 when some of them failed (each is in summary.csv)."""
+    from spikestream.distributed import run_batch
+
+    summary = run_batch(args.video, args.model, args.out, _run_options(args), _hardware_options(args),
+                        workers=args.workers, scheduler=args.scheduler)
+    print(f"run: {summary['videos']} videos through {summary['model']}: {summary['ok']} ok, {summary['failed']} "
+          f"failed ({summary['computed']} run now, {summary['reused']} already done) in {summary['wall_s']:.1f} s")
+    print(f"{'video':<32}{'frames':>8}{'frames/s':>10}{'activity':>10}  status")
+    for row in summary["rows"]:
+        ok = row["status"] == "ok"
+        print(f"{row['video'].rsplit('/', 1)[-1]:<32}{row['frames'] if ok else '':>8}"
+              f"{format(row['fps'], '.1f') if ok else '':>10}{format(row['activity'], '.3f') if ok else '':>10}  "
+              + ("ok" if ok else f"error: {row['error']}"))
+    print(f"summary: {args.out}/summary.json, {summary['table']}")
+    return 1 if summary["failed"] else 0
+
+
+def _run_sweep(args) -> int:
+    """``sweep``; exit status 1 when some cells failed (their errors are in the table)."""
+    from spikestream.distributed import run_sweep
+
+    summary = run_sweep(args.sweep, args.out, workers=args.workers, scheduler=args.scheduler)
+    print(f"sweep {summary['name']}: {summary['cells']} cells: {summary['ok']} ok, {summary['failed']} failed "
+          f"({summary['computed']} run now, {summary['reused']} already done) in {summary['wall_s']:.1f} s")
+    for failure in summary["failed_cells"][:10]:
+        print(f"  cell {failure['key']}: {failure['error']}")
+    print(f"table: {', '.join(summary['table'])}")
+    print(f"plots: {', '.join(summary['plots'])}")
+    return 1 if summary["failed"] else 0
+
+
 def main_runner(args: argparse.Namespace) -> int:
     from spikestream import jobs
 
     if args.command == "info":
         print(json.dumps(jobs.info(), indent=2))
     elif args.command == "run":
-        report = jobs.run_video(args.video, args.model, args.out, _run_options(args), _hardware_options(args))
+        if _is_batch(args.video):
+            return _run_batch(args)
+        report = jobs.run_video(args.video[0], args.model, args.out, _run_options(args), _hardware_options(args))
         _print_summary(report, args.out)
+        _print_masking(report)
         _print_hardware(report)
+    elif args.command == "sweep":
+        return _run_sweep(args)
     elif args.command == "simulate":
         report = jobs.simulate_trace(args.trace, args.out, _hardware_options(args))
         _print_hardware(report)
@@ -250,22 +352,43 @@ def main_runner(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (a scheduler or ``kill`` stopping the job) unwinds like Ctrl-C, so cleanup code runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = main_parser().parse_args(argv)
     except SystemExit as exit_:  # usage errors (status 2), --help and --version (status 0)
         return int(exit_.code or 0)
     previous_quiet = set_quiet(args.quiet)
+    clear_position()
     try:
-        return main_runner(args)
+        with _terminate_as_interrupt():
+            return main_runner(args)
     except (InputError, FileNotFoundError, IsADirectoryError, PermissionError) as error:
         if args.debug:
             traceback.print_exc()
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"spikestream {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print(f"spikestream {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM; atomic outputs removed their temporary files on the way out
+        where = position()
+        print(f"spikestream {args.command}: interrupted{f' ({where})' if where else ''}; files already complete "
+              "are kept, nothing partial is left", file=sys.stderr)
         return 130
     finally:
         set_quiet(previous_quiet)  # callers in the same process (tests, notebooks) keep their setting

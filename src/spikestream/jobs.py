@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,6 +24,9 @@ from spikestream.engine import KeyframePolicy, Stream
 from spikestream.errors import InputError
 from spikestream.hw import HardwareOptions
 from spikestream.report import write_report
+
+if TYPE_CHECKING:
+    from spikestream.masking import MaskConfig
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class RunOptions:
     keyframe_every: int | None = None  # mark a keyframe every K frames (None: never)
     tile: tuple[int, int] = (16, 16)  # output tile size for per-tile work
     save_trace: bool = True
+    mask: MaskConfig | None = None  # region mask on the input layer's delta events (spikestream.masking)
 
 
 def resolve_model(spec: str) -> tuple[ir.Graph, str]:
@@ -80,14 +85,17 @@ def make_run_encoding(options: RunOptions):
 
 
 def stream_frames(graph: ir.Graph, frames: Iterable, options: RunOptions, total: int | None,
-                  description: str) -> tuple[Stream, list[np.ndarray], float]:
-    """Run frames through a Stream with a progress bar; returns the stream, outputs and wall time."""
-    stream = Stream(graph, make_run_encoding(options), backend=options.backend,
+                  description: str, mask=None) -> tuple[Stream, list[np.ndarray], float]:
+    """Run frames through a Stream with a progress bar; returns the stream, outputs and wall time.
+    ``mask`` (a ``masking.RegionMasking``) gates the input deltas and sees every output."""
+    stream = Stream(graph, make_run_encoding(options), backend=options.backend, mask=mask,
                     keyframe=KeyframePolicy(options.keyframe_every), tile=options.tile)
     outputs = []
     start = time.perf_counter()
     for frame in progress(frames, total=total, description=description):
         outputs.append(stream.process(frame))
+        if mask is not None:
+            mask.observe(outputs[-1])
         if options.frames is not None and len(outputs) >= options.frames:
             break
     return stream, outputs, time.perf_counter() - start
@@ -136,18 +144,35 @@ def _video_frames(video: str, graph: ir.Graph, limit: int | None,
     return frames if preprocess is None else preprocess(frames)
 
 
+def _frame_total(video: str, limit: int | None) -> int | None:
+    """Frames a run will stream, for its progress bar: the file's count (demuxed, not decoded), at most ``limit``."""
+    from spikestream.data import video_info
+
+    try:
+        count = video_info(video).frames
+    except InputError:
+        return limit  # the reader reports the problem itself, with the frames it can get
+    return count if limit is None else min(count, limit)
+
+
 def run_video(video: str, model: str, out: str | os.PathLike, options: RunOptions = RunOptions(),
-              hardware: HardwareOptions | None = None) -> dict:
+              hardware: HardwareOptions | None = None, html: bool = True) -> dict:
     """``spikestream run``: stream a video (or a .npy frame array) through a model, write report.json and
     report.html. With ``hardware``, also simulate the trace on that target (``hardware``, ``energy``
-    sections, plots)."""
+    sections, plots). ``html=False`` (sweep cells): report.json only, no plots and no report.html."""
+    from spikestream import masking as region_masking
     from spikestream.hw import attach_geometry
     from spikestream.report import hardware_images, write_html_report
 
     graph, model_name = resolve_model(model)
     graph = prepare_graph(graph, options)
     frames = _video_frames(video, graph, options.frames, model_preprocess(model))
-    stream, _, wall_s = stream_frames(graph, frames, options, options.frames, f"run {Path(video).name}")
+    masking = region_masking.masking_for_run(options.mask, graph, model)
+    seen: list[np.ndarray] = []  # model inputs, kept for the mask overlay
+    if masking is not None:
+        frames = _kept(frames, seen)
+    total = _frame_total(video, options.frames)
+    stream, outputs, wall_s = stream_frames(graph, frames, options, total, f"run {Path(video).name}", mask=masking)
     if stream.trace.frames == 0:
         raise InputError(f"no frames could be read from {video!r}")
     attach_geometry(stream.trace, graph)  # saved with the trace: hardware studies rerun without the model
@@ -157,23 +182,39 @@ def run_video(video: str, model: str, out: str | os.PathLike, options: RunOption
     extra = {"threshold": options.threshold}
     if options.save_trace:
         extra["trace"] = str(stream.trace.save(out / "trace.npz"))
-    images_after = []
+    images_before, images_after = [], []
     if hardware is not None:
-        sections, result, plots = _hardware_sections(stream.trace, hardware, out)
+        sections, result, plots = _hardware_sections(stream.trace, hardware, out, with_plots=html)
         extra.update(sections)
-        images_after = hardware_images(result, plots)
+        images_after = hardware_images(result, plots) if html else []
+    if masking is not None:
+        extra["masking"] = masking.summary()
+        priced = region_masking.generator_hardware(masking, hardware, result) if hardware else None
+        extra["masking"].update(priced or {})
+        decode = region_masking.detection_decoder(model)
+        if html:
+            images_before = region_masking.report_images(masking, seen, outputs, decode, Path(video).name)
     report = build_report("run", str(video), model_name, stream, wall_s, **extra)
     write_report(out, report)
-    write_html_report(out, report, stream.trace, images_after=images_after)
+    if html:
+        write_html_report(out, report, stream.trace, images_before=images_before, images_after=images_after)
     return report
 
 
-def _hardware_sections(trace, hardware: HardwareOptions, out: Path):
+def _kept(frames: Iterable[np.ndarray], into: list) -> Iterator[np.ndarray]:
+    for frame in frames:
+        into.append(frame)
+        yield frame
+
+
+def _hardware_sections(trace, hardware: HardwareOptions, out: Path, with_plots: bool = True):
     """Simulate ``trace`` on a target, leave its plots as PNGs in ``out``; -> (report sections, result, plots)."""
     from spikestream.hw import run_hardware
     from spikestream.report import hardware_plots, write_hardware_pngs
 
     result, sections, energy = run_hardware(trace, hardware)
+    if not with_plots:
+        return sections, result, {}
     plots = hardware_plots(result, energy)
     sections["hardware"]["plots"] = [str(path) for path in write_hardware_pngs(out, plots)]
     return sections, result, plots

@@ -24,3 +24,5 @@ __all__ = [
     "seg_motion",
     "synthetic_tasks",
 ]
+
+from spikestream.masking import _mgnet  # noqa: F401  registers mgnet (the mask generator of spikestream.masking)
