@@ -121,6 +121,8 @@ def test_killed_sweep_restarts_only_the_unfinished_cells(tmp_path):
     assert pd.read_parquet(out / "results.parquet")["key"].tolist() == table["key"].tolist()
     assert {Path(p).name for p in summary["plots"]} >= {"activity.png", "synops_per_frame.png", "fps.png"}
     assert all(Path(p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in summary["plots"])
+    page = (out / "index.html").read_text()  # the comparison page: a row per cell, the plots inline
+    assert page.count("<tr>") == 1 + 24 and page.count("data:image/png;base64,") == len(summary["plots"])
 
 
 def test_failing_cell_is_recorded_and_rerun_on_restart(tmp_path, capsys, scheduler):
@@ -171,6 +173,9 @@ def test_batch_run_over_a_folder(tmp_path, capsys, scheduler):
     table = pd.read_csv(out / "summary.csv")
     assert len(table) == 4 and sorted(table["status"]) == ["error", "ok", "ok", "ok"]
     assert "clip1" in capsys.readouterr().out
+    page = (out / "index.html").read_text()  # links each video's own report; the failed one has none
+    assert sorted(page.count(f'href="clip{seed}/report.html"') for seed in range(3)) == [1, 1, 1]
+    assert page.count("VideoError") == 1
 
     (videos / "bad.npy").unlink()  # a rerun of the same command reuses the finished videos
     assert main(["--quiet", "run", str(videos / "*.npy"), "--model", "tiny-seg", "--frames", "2", "--target",

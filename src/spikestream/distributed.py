@@ -59,6 +59,7 @@ from pathlib import Path
 import numpy as np
 
 from spikestream import __version__
+from spikestream._atomic import atomic_write_bytes
 from spikestream._progress import progress, set_quiet, status
 from spikestream.errors import InputError
 from spikestream.hw import HardwareOptions
@@ -590,14 +591,6 @@ def rows_of(cells: Sequence[Cell], records: dict[str, dict], columns: Iterable[s
     return rows
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> Path:
-    temporary = path.with_name(f".{path.name}.partial")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
-    return path
-
-
 def write_table(rows: list[dict], out: Path, name: str, parquet: bool = True) -> list[Path]:
     """``name``.csv (and ``name``.parquet) from the rows, each written atomically."""
     import pandas as pd
@@ -612,7 +605,7 @@ def write_table(rows: list[dict], out: Path, name: str, parquet: bool = True) ->
                 frame[column] = [None if v is None else str(v) for v in frame[column]]
         buffer = io.BytesIO()
         frame.to_parquet(buffer, index=False)
-        written.append(_atomic_write_bytes(out / f"{name}.parquet", buffer.getvalue()))
+        written.append(atomic_write_bytes(out / f"{name}.parquet", buffer.getvalue()))
     return written
 
 
@@ -652,8 +645,26 @@ def write_plots(rows: list[dict], varying: Sequence[str], out: Path) -> list[Pat
         figure.tight_layout()
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=100)
-        written.append(_atomic_write_bytes(out / PLOTS_DIR / f"{column}.png", buffer.getvalue()))
+        written.append(atomic_write_bytes(out / PLOTS_DIR / f"{column}.png", buffer.getvalue()))
     return written
+
+
+def write_comparison_page(rows: list[dict], varying: Sequence[str], plots: Sequence[Path], out: Path, title: str,
+                          subtitle: str) -> Path:
+    """``out/index.html``: one self-contained page with a row per cell (the varying parameters, status and
+    the metrics measured), links to the cells' own report.html where they wrote one, and the plots."""
+    from spikestream.report import COMPARISON_NAME, ReportImage, render_comparison_html
+
+    measured = [column for column, _ in PLOTTED if any(row.get(column) is not None for row in rows)]
+    columns = [*varying, "status", *measured, "error"]
+    links = []
+    for row in rows:
+        page = Path(row["folder"]) / "report.html" if row.get("folder") else None
+        links.append(str(page) if page is not None and (out / page).exists() else None)
+    images = [ReportImage(path.stem.replace("_", " "), f"per cell, from {out / TABLE_NAME}.csv",
+                          path.read_bytes()) for path in plots]
+    return atomic_write_text(out / COMPARISON_NAME, render_comparison_html(title, subtitle, rows, columns, images,
+                                                                           links))
 
 
 def run_sweep(path: str | os.PathLike, out: str | os.PathLike | None = None, workers: int | None = None,
@@ -668,19 +679,20 @@ def run_sweep(path: str | os.PathLike, out: str | os.PathLike | None = None, wor
     out.mkdir(parents=True, exist_ok=True)
     cells = spec.cells()
     begin = time.perf_counter()
-    records, counts = {}, {}
     records, counts = _execute_resumable(cells, out, spec.html, workers, scheduler, f"sweep {spec.name}", "cells",
                                          out / CELLS_DIR)
     columns = [*spec.axes, *spec.fixed]
     rows = rows_of(cells, records, columns)
     tables = write_table(rows, out, TABLE_NAME)
     plots = write_plots(rows, spec.varying, out)
+    page = write_comparison_page(rows, spec.varying, plots, out, f"spikestream sweep: {spec.name}",
+                                 spec.description or str(spec.path))
     summary = {"command": "sweep", "version": __version__, "sweep": str(spec.path), "name": spec.name,
                "run_id": uuid.uuid4().hex, "axes": spec.axes, "fixed": spec.fixed, **counts,
                "ok": sum(row["status"] == "ok" for row in rows),
                "failed_cells": [{"key": row["key"], "error": row["error"]} for row in rows if row["status"] == "error"],
                "wall_s": time.perf_counter() - begin, "table": [str(p) for p in tables],
-               "plots": [str(p) for p in plots]}
+               "plots": [str(p) for p in plots], "page": str(page)}
     summary["failed"] = len(summary["failed_cells"])
     atomic_write_text(out / SWEEP_SUMMARY, json.dumps(summary, indent=2) + "\n")
     return summary
@@ -762,10 +774,12 @@ def run_batch(videos: Sequence[str], model: str, out: str | os.PathLike, options
     for row, cell in zip(rows, cells, strict=True):
         row["report"] = str(out / cell.folder / "report.json") if row["status"] == "ok" else None
     tables = write_table(rows, out, BATCH_SUMMARY, parquet=False)
+    page = write_comparison_page(rows, ["video"], [], out, f"spikestream run: {len(cells)} videos through {model}",
+                                 str(out))
     summary = {"command": "run", "version": __version__, "model": model, "options": shared, **counts,
                "videos": len(cells), "ok": sum(row["status"] == "ok" for row in rows),
                "failed": sum(row["status"] == "error" for row in rows),
-               "wall_s": time.perf_counter() - begin, "table": str(tables[0]), "rows": rows}
+               "wall_s": time.perf_counter() - begin, "table": str(tables[0]), "page": str(page), "rows": rows}
     summary.pop("cells")
     atomic_write_text(out / f"{BATCH_SUMMARY}.json", json.dumps(summary, indent=2) + "\n")
     return summary

@@ -8,9 +8,11 @@ from importlib import import_module
 from spikestream.report._json import REPORT_NAME, atomic_write_text, read_report, write_report
 
 _LAZY = {
+    "COMPARISON_NAME": "spikestream.report._html",
     "HTML_NAME": "spikestream.report._html",
     "ReportImage": "spikestream.report._html",
     "png_from_array": "spikestream.report._html",
+    "render_comparison_html": "spikestream.report._html",
     "render_html": "spikestream.report._html",
     "trace_images": "spikestream.report._html",
     "write_html_report": "spikestream.report._html",

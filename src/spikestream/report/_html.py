@@ -123,6 +123,34 @@ def render_html(report: dict, images: Sequence[ReportImage], notes: Sequence[str
     ])
 
 
+COMPARISON_NAME = "index.html"
+
+
+def render_comparison_html(title: str, subtitle: str, rows: Sequence[dict], columns: Sequence[str],
+                           images: Sequence[ReportImage], links: Sequence[str | None] = ()) -> str:
+    """One page comparing the runs of a sweep or batch: a row per run (``columns`` of it, a link to its own
+    report when ``links`` gives one) and the comparison plots, all inline."""
+    links = list(links) or [None] * len(rows)
+    head = "".join(f"<th>{html.escape(column)}</th>" for column in columns)
+    body = []
+    for row, link in zip(rows, links, strict=True):
+        cells = "".join(f"<td>{_number(row.get(column))}</td>" for column in columns)
+        report = f'<a href="{html.escape(link)}">report</a>' if link else ""
+        body.append(f"<tr>{cells}<td>{report}</td></tr>")
+    return "\n".join([
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f'<p class="subtitle">{html.escape(subtitle)}</p>',
+        f"<h2>Runs</h2><table><tr>{head}<th></th></tr>{''.join(body)}</table>",
+        "<h2>Plots</h2>" if images else "",
+        *(_img(image) for image in images),
+        "</body></html>",
+        "",
+    ])
+
+
 def trace_images(trace: Trace, background: np.ndarray | None = None, layer: str | None = None,
                  output_size: tuple[int, int] | None = None, iou: Sequence[float] | None = None,
                  first_frame: int = 0) -> list[ReportImage]:
