@@ -34,8 +34,12 @@ from spikestream.report import atomic_write_text  # noqa: E402
 # What the harness found while it was written, each fixed in the reader and now covered by it.
 FIXED_FINDINGS = (
     ("nir", "h5py raised RuntimeError (\"Link iteration failed\") on a damaged group table: now a NIRFormatError"),
-    ("trace", "zlib.error on damaged deflate data and NotImplementedError on a flipped compression-method field "
-              "escaped Trace.load: now a TraceFormatError"),
+    ("trace", "zlib.error on damaged deflate data, NotImplementedError on a flipped compression-method field and "
+              "(found by atheris) RuntimeError on a set 'encrypted' flag escaped Trace.load: now a TraceFormatError"),
+    ("frame-array", "(found by atheris) a damaged .npy header, which NumPy parses as a Python literal, raised "
+                    "tokenize.TokenError through np.load: now a VideoError (Trace.load catches it too)"),
+    ("nir", "(found by atheris) a damaged header declaring a 2 GB chunk made h5py allocate it: load_nir now "
+            "refuses datasets that declare far more bytes than the file holds"),
     ("video-written", "PyAV raised UnicodeDecodeError while decoding a damaged metadata tag on open: tags are now "
                       "decoded with errors replaced (they are not used), so the video still plays"),
 )
@@ -106,7 +110,9 @@ def markdown(results: dict, meta: dict) -> str:
               "- External tools (apt-get, dpkg-deb, Yosys, Icarus Verilog, Verilator) are called with argument",
               "  lists, never a shell, with timeouts; their stderr is shown when they fail.",
               "- No pickle: weights are safetensors, traces and caches `.npz` read with `allow_pickle=False`.",
-              "- The CI run (`make test`) runs the same harness with hypothesis, 25 damaged copies per kind.", ""]
+              "- The CI run (`make test`) runs the same harness with hypothesis, 25 damaged copies per kind, and",
+              "  coverage-guided fuzzing with atheris (libFuzzer) from the same seed files, 1,500 runs per kind",
+              "  (`tests/fuzz_atheris.py KIND -runs=N` runs longer campaigns).", ""]
     return "\n".join(lines)
 
 

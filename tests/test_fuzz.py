@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -119,3 +120,21 @@ def test_interrupted_run_leaves_no_partial_files(tmp_path, stop):
     assert "interrupted (run long.npy:" in message and "of 3000 done" in message, message
     assert sorted(p.name for p in out.iterdir()) == ["report.json"]
     assert json.loads((out / "report.json").read_text()) == {"earlier": True}
+
+
+ATHERIS_RUNS = 1500
+
+
+@pytest.mark.parametrize("name", list(INPUT_KINDS))
+def test_coverage_guided_fuzzing_finds_no_crash(name, tmp_path):
+    """atheris (libFuzzer) mutates the seed file, guided by the coverage of spikestream's readers; a bounded
+    run per kind (tests/fuzz_atheris.py)."""
+    pytest.importorskip("atheris", reason="atheris has no wheel for this platform")
+    if name == "video-sample" and not _have_sample_video():
+        pytest.skip("the opencv-doc sample videos cannot be fetched here")
+    script = Path(__file__).with_name("fuzz_atheris.py")
+    result = subprocess.run([sys.executable, str(script), name, f"-runs={ATHERIS_RUNS}", "-timeout=20", "-seed=1"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    crash = next(tmp_path.glob("crash-*"), None)
+    assert result.returncode == 0 and crash is None, result.stderr[-3000:]
+    assert f"Done {ATHERIS_RUNS} runs" in result.stderr

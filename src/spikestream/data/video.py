@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import heapq
 import os
+import tokenize
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -96,7 +97,7 @@ def _load_array(path: Path) -> np.ndarray:
     _check_file(path)
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
+    except (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError) as error:  # header is a Python literal
         raise VideoError(f"cannot read video '{path}': not a .npy array NumPy can load ({error})") from error
     if array.ndim not in (3, 4) or not (array.dtype == np.uint8 or np.issubdtype(array.dtype, np.floating)):
         raise VideoError(f"cannot read video '{path}': expected frames (N, H, W) or (N, C, H, W) of uint8 or "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -157,7 +158,8 @@ class Trace:
             raise
         except FileNotFoundError:
             raise TraceFormatError(f"cannot read trace {str(path)!r}: no such file") from None
-        except (OSError, EOFError, ValueError, KeyError, TypeError, IndexError, NotImplementedError,
-                zipfile.BadZipFile, zlib.error) as error:  # a damaged zip: bad headers, method, or deflate data
+        except (OSError, EOFError, ValueError, KeyError, TypeError, IndexError, NotImplementedError, RuntimeError,
+                SyntaxError, tokenize.TokenError, zipfile.BadZipFile, zlib.error) as error:
+            # a damaged zip (headers, method, flags, deflate data) or .npy member header (a Python literal)
             raise TraceFormatError(f"cannot read trace {str(path)!r}: {type(error).__name__}: {error}") from None
         return trace

@@ -570,6 +570,7 @@ def load_nir(path: str | os.PathLike, dt: float | None = None) -> Graph:
     shown = os.fspath(path)
     if not os.path.exists(path):
         raise NIRFormatError(f"cannot read NIR file {shown!r}: no such file")
+    _check_declared_sizes(path, shown)
     try:
         nir_graph = nir.read(path, type_check=False)  # our Graph verifies shapes with clearer messages
     except AssertionError as error:  # nir asserts on node types it does not know
@@ -587,6 +588,37 @@ def load_nir(path: str | os.PathLike, dt: float | None = None) -> Graph:
         raise NIRFormatError(f"cannot read NIR file {shown!r}: {error}") from error
     except (KeyError, ValueError, TypeError, IndexError, AttributeError) as error:  # damaged parameter arrays
         raise NIRFormatError(f"cannot read NIR file {shown!r}: invalid NIR graph ({_first_line(error)})") from error
+
+
+def _check_declared_sizes(path: str | os.PathLike, shown: str) -> None:
+    """Refuse a file whose datasets declare far more data than the file could hold.
+
+    A damaged HDF5 header can declare a dataset (or one chunk of it) of gigabytes in a file of kilobytes;
+    h5py would try to allocate it. NIR writes its arrays uncompressed, so no honest dataset is larger
+    than the file; 16x leaves room for compression by other writers. Objects that cannot even be
+    opened are left to ``nir.read``, which reports them."""
+    limit = max(64 * 2**20, 16 * os.path.getsize(path))
+
+    def walk(group: h5py.Group) -> None:
+        for name in list(group.keys()):
+            try:
+                item = group[name]
+            except (OSError, RuntimeError, KeyError, ValueError):
+                continue
+            if isinstance(item, h5py.Group):
+                walk(item)
+            elif isinstance(item, h5py.Dataset):
+                elements = max(item.size or 0, int(np.prod(item.chunks)) if item.chunks else 0)
+                if elements * item.dtype.itemsize > limit:
+                    raise NIRFormatError(f"cannot read NIR file {shown!r}: dataset {item.name!r} declares "
+                                         f"{elements * item.dtype.itemsize:,} bytes in a file of "
+                                         f"{os.path.getsize(path):,} bytes (corrupt)")
+
+    try:
+        with h5py.File(path, "r") as file:
+            walk(file)
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError):
+        return  # not readable as HDF5 at all: nir.read says why
 
 
 def _first_line(error: BaseException) -> str:
