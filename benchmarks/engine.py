@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/engine.py                      # vtest.avi + Megamind.avi, sweep, soak
     .venv/bin/python benchmarks/engine.py --quick              # a short smoke run
+    .venv/bin/python benchmarks/engine.py --threads 1          # every row on one core
 
 Writes docs/performance.md, docs/performance.json and docs/performance_*.png. Everything is measured
 side by side in one process on the same frames; ratios, not absolute times, are the result.
@@ -33,6 +34,7 @@ from spikestream.passes import to_sigma_delta
 from spikestream.report import atomic_write_text
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
+ALLCLOSE_ATOL, ALLCLOSE_RTOL = 1e-3, 1e-3  # sparse vs dense outputs (logits)
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -41,32 +43,37 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def segmentation_agreement(result: dict) -> dict:
-    """IoU between the foreground masks (logit > 0) of every row and the eager ANN's, and sparse vs dense."""
+    """IoU between the foreground masks (logit > 0) of every row and the eager ANN's, and sparse vs dense:
+    the share of output values within allclose's tolerance, the largest and the mean difference."""
     outputs = result.pop("_outputs")
     masks = {name: out > 0 for name, out in outputs.items()}
     ann = masks["pytorch-eager-ann"]
     agreement = {name: iou(mask, ann[:len(mask)]) for name, mask in masks.items()}
+    sparse, dense = outputs["spikestream-sparse-sd"], outputs["spikestream-dense-sd"]
     agreement["sparse_vs_dense"] = iou(masks["spikestream-sparse-sd"], masks["spikestream-dense-sd"])
-    agreement["sparse_dense_allclose"] = bool(np.allclose(outputs["spikestream-sparse-sd"],
-                                                          outputs["spikestream-dense-sd"], atol=1e-3, rtol=1e-3))
-    agreement["sparse_dense_max_abs_diff"] = float(np.abs(outputs["spikestream-sparse-sd"]
-                                                         - outputs["spikestream-dense-sd"]).max())
+    agreement["sparse_dense_allclose"] = bool(np.allclose(sparse, dense, atol=ALLCLOSE_ATOL, rtol=ALLCLOSE_RTOL))
+    agreement["sparse_dense_close_fraction"] = float(np.isclose(sparse, dense, atol=ALLCLOSE_ATOL,
+                                                                rtol=ALLCLOSE_RTOL).mean())
+    agreement["sparse_dense_max_abs_diff"] = float(np.abs(sparse - dense).max())
+    agreement["sparse_dense_mean_abs_diff"] = float(np.abs(sparse - dense).mean())
     return agreement
 
 
-def teacher_iou(result_outputs: dict, model: str, video: str, frames: int) -> dict:
-    """IoU against the model's teacher masks, where the zoo model provides them."""
-    try:
-        from spikestream.models.seg_motion import teacher_masks_for  # provided by the seg-motion module
-    except ImportError:
+def teacher_iou(outputs: dict, model: str, video: str) -> dict:
+    """Dataset IoU of every row's foreground against seg-motion's MOG2 teacher on the same frames."""
+    if model != "seg-motion":
         return {}
-    teacher = teacher_masks_for(video, frames)
-    return {name: float(np.mean([iou(o[0] > 0, t) for o, t in zip(out, teacher, strict=False)]))
-            for name, out in result_outputs.items()}
+    from spikestream.data import find_sample_video
+    from spikestream.models.seg_motion import mask_iou, teacher_masks
+
+    teacher = teacher_masks(Path(video) if Path(video).exists() else find_sample_video(video))
+    return {name: mask_iou(out[:, 0] > 0, teacher[:len(out)]) for name, out in outputs.items()}
 
 
 def activity_sweep(model: str, threshold: float, fractions, frames_per_point: int = 20) -> list[dict]:
-    """Time per frame of dense and sparse streams on clips where a given fraction of pixels change."""
+    """Time per frame of dense and sparse streams on clips where a given fraction of input pixels change
+    each frame; a last point (input_activity None) resets both streams before every frame, so every node
+    sees everything change, as on a keyframe. The two streams take turns frame by frame."""
     module, entry, _ = load_model_frames(model, "vtest.avi", 1)
     graph = to_sigma_delta(from_torch(module, entry.input_shape), threshold=threshold)
     rng = np.random.default_rng(0)
@@ -74,27 +81,48 @@ def activity_sweep(model: str, threshold: float, fractions, frames_per_point: in
     points = []
     streams = {backend: Stream(graph, "sigma-delta", backend=backend, record_work=False)
                for backend in ("dense", "sparse")}
-    for fraction in fractions:
+    for fraction in [*fractions, None]:
         frames, frame = [], base.copy()
         for _ in range(frames_per_point + 1):
-            flip = rng.random(entry.input_shape[1:]) < fraction
+            flip = rng.random(entry.input_shape[1:]) < (1.0 if fraction is None else fraction)
             frame = frame.copy()
             frame[:, flip] = rng.random((entry.input_shape[0], int(flip.sum()))).astype(np.float32)
             frames.append(frame)
-        point = {"input_activity": fraction}
-        for backend, stream in streams.items():
+        elapsed = dict.fromkeys(streams, 0.0)
+        for stream in streams.values():
             stream.reset(clear_trace=True)
             stream.process(base)
             stream.process(frames[0])
-            start = time.perf_counter()
-            for frame in frames[1:]:
+        for frame in frames[1:]:
+            for backend, stream in streams.items():
+                start = time.perf_counter()
+                if fraction is None:
+                    stream.backend.reset(1)
                 stream.process(frame)
-            point[f"{backend}_ms"] = 1000 * (time.perf_counter() - start) / frames_per_point
+                elapsed[backend] += time.perf_counter() - start
+        point = {"input_activity": fraction}
+        for backend, stream in streams.items():
+            point[f"{backend}_ms"] = 1000 * elapsed[backend] / frames_per_point
             point[f"{backend}_activity"] = stream.trace.totals()["activity"]
         points.append(point)
-        status(f"sweep: input activity {fraction:.3f}: dense {point['dense_ms']:.1f} ms, "
-               f"sparse {point['sparse_ms']:.1f} ms")
+        status(f"sweep: input activity {'reset' if fraction is None else f'{fraction:.3f}'}: dense "
+               f"{point['dense_ms']:.1f} ms, sparse {point['sparse_ms']:.1f} ms")
     return points
+
+
+def summary(result: dict) -> dict:
+    """The sparse row against the baselines: speedups, efficiency, and IoU vs teacher next to the ANN's."""
+    rows = {row["name"]: row for row in result["rows"]}
+    sparse = rows["spikestream-sparse-sd"]
+    out = {"sparse_over_eager": sparse["fps"] / rows["pytorch-eager-ann"]["fps"],
+           "sparse_over_dense_sd": sparse["fps"] / rows["spikestream-dense-sd"]["fps"],
+           "synops_over_dense_macs": sparse["synops_over_dense_macs"], "efficiency": sparse["efficiency"]}
+    if "pytorch-compile-ann" in rows:
+        out["sparse_over_compiled"] = sparse["fps"] / rows["pytorch-compile-ann"]["fps"]
+    teacher = result["iou_vs_teacher"]
+    if teacher:
+        out["iou_points_sparse_minus_ann"] = 100 * (teacher["spikestream-sparse-sd"] - teacher["pytorch-eager-ann"])
+    return out
 
 
 def rss_mb() -> float:
@@ -173,26 +201,34 @@ def main(argv=None) -> int:
     parser.add_argument("--videos", nargs="+", default=["vtest.avi", "Megamind.avi"])
     parser.add_argument("--soak", type=int, default=10_000)
     parser.add_argument("--quick", action="store_true", help="30 frames, no compile, short sweep and soak")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for every row (default: torch's; 1 stays fair on a shared machine)")
     parser.add_argument("--out", type=Path, default=DOCS)
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     threshold = args.threshold if args.threshold is not None else 0.05
     frames = 30 if args.quick else args.frames
     results = {"machine": {"threads": torch.get_num_threads(), "cpus": os.cpu_count(), "torch": torch.__version__,
-                           "python": sys.version.split()[0]}, "videos": {}}
+                           "python": sys.version.split()[0], "load_average_at_start": os.getloadavg()[0]},
+               "videos": {}}
     for video in args.videos:
         result = run_bench(BenchOptions(model=args.model, video=video, frames=frames, threshold=threshold,
-                                        compile=not args.quick))
+                                        compile=not args.quick, threads=args.threads))
         outputs = dict(result["_outputs"])
         result["agreement"] = segmentation_agreement(result)
-        result["iou_vs_teacher"] = teacher_iou(outputs, args.model, video, frames)
+        result["iou_vs_teacher"] = teacher_iou(outputs, args.model, video)
+        result["summary"] = summary(result)
         results["videos"][video] = result
         plot_rows(result["rows"], args.out / f"performance_{Path(video).stem}.png",
                   f"{args.model} on {frames} frames of {video}")
     fractions = [0.005, 0.02, 0.1, 0.3, 1.0] if args.quick else [0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.7, 1.0]
     results["sweep"] = activity_sweep(args.model, threshold, fractions, 5 if args.quick else 20)
-    results["crossover"] = plot_sweep(results["sweep"], args.out / "performance_sweep.png")
-    full = results["sweep"][-1]
+    results["crossover"] = plot_sweep([p for p in results["sweep"] if p["input_activity"] is not None],
+                                      args.out / "performance_sweep.png")
+    full, reset = results["sweep"][-2], results["sweep"][-1]
     results["full_activity_sparse_over_dense"] = full["sparse_ms"] / full["dense_ms"]
+    results["reset_every_frame_sparse_over_dense"] = reset["sparse_ms"] / reset["dense_ms"]
     results["soak"] = soak(args.model, threshold, 1000 if args.quick else args.soak, 200 if args.quick else 500)
     atomic_write_text(args.out / "performance.json", json.dumps(results, indent=2, default=float) + "\n")
     atomic_write_text(args.out / "performance.md", render(results, args, frames, threshold))
@@ -202,31 +238,46 @@ def main(argv=None) -> int:
 
 def render(results: dict, args, frames: int, threshold: float) -> str:
     lines = ["# Performance: event-driven sparse engine", "",
-             f"Produced by `benchmarks/engine.py{' --quick' if args.quick else ''}` on "
+             f"Produced by `benchmarks/engine.py{' --quick' if args.quick else ''}"
+             f"{f' --threads {args.threads}' if args.threads else ''}` on "
              f"{results['machine']['cpus']} CPU cores ({results['machine']['threads']} torch threads), "
              f"torch {results['machine']['torch']}. Model `{args.model}`, sigma-delta θ = {threshold}, "
-             f"{frames} frames per video, decoded and preprocessed before timing.", ""]
+             f"{frames} frames per video, decoded and preprocessed before timing. Load average when the run "
+             f"started: {results['machine']['load_average_at_start']:.2f}.", ""]
     for video, result in results["videos"].items():
         lines += [f"## {video}", "", markdown_table(result["rows"]), "",
                   f"![rows](performance_{Path(video).stem}.png)", ""]
+        numbers = result["summary"]
+        lines.append(f"Sparse sigma-delta: {numbers['sparse_over_eager']:.2f}x eager PyTorch"
+                     + (f", {numbers['sparse_over_compiled']:.2f}x torch.compile" if "sparse_over_compiled" in numbers
+                        else "")
+                     + f", {numbers['sparse_over_dense_sd']:.2f}x dense sigma-delta; ideal speedup (dense MACs / "
+                     f"synops) {1 / numbers['synops_over_dense_macs']:.1f}x, efficiency {numbers['efficiency']:.2f}"
+                     + (f"; IoU vs teacher {numbers['iou_points_sparse_minus_ann']:+.2f} points from the ANN's"
+                        if "iou_points_sparse_minus_ann" in numbers else "") + ".")
         agreement = result["agreement"]
-        lines.append(f"Sparse vs dense sigma-delta: allclose = {agreement['sparse_dense_allclose']}, "
-                     f"max |Δ| = {agreement['sparse_dense_max_abs_diff']:.2e}, foreground IoU = "
+        lines.append(f"Sparse vs dense sigma-delta: allclose (atol = rtol = {ALLCLOSE_ATOL:g}) = "
+                     f"{agreement['sparse_dense_allclose']}, values within that tolerance "
+                     f"{100 * agreement['sparse_dense_close_fraction']:.3f} %, max |Δ| = "
+                     f"{agreement['sparse_dense_max_abs_diff']:.2e}, mean |Δ| = "
+                     f"{agreement['sparse_dense_mean_abs_diff']:.1e}, foreground IoU = "
                      f"{100 * agreement['sparse_vs_dense']:.3f} %.")
         if result["iou_vs_teacher"]:
             lines.append("IoU vs teacher: " + ", ".join(f"{k} {100 * v:.1f} %"
                                                         for k, v in result["iou_vs_teacher"].items()) + ".")
-        lines.append("Calibrated crossovers (fraction of active pixels): "
+        lines.append("Calibrated crossovers (share of full-activity scatter work): "
                      + ", ".join(f"{k} {v:.2f}" for k, v in result["crossovers"].items()) + ".")
         lines.append("")
     lines += ["## Activity sweep", "", "| input activity | dense ms/frame | sparse ms/frame | synops/MACs |",
               "|---:|---:|---:|---:|"]
     for p in results["sweep"]:
-        lines.append(f"| {p['input_activity']:.3f} | {p['dense_ms']:.2f} | {p['sparse_ms']:.2f} | "
-                     f"{p['sparse_activity']:.3f} |")
+        activity = "reset every frame" if p["input_activity"] is None else f"{p['input_activity']:.3f}"
+        lines.append(f"| {activity} | {p['dense_ms']:.2f} | {p['sparse_ms']:.2f} | {p['sparse_activity']:.3f} |")
     lines += ["", "![sweep](performance_sweep.png)", "",
-              f"Crossover ≈ {results['crossover']}; at 100 % activity sparse/dense time = "
-              f"{results['full_activity_sparse_over_dense']:.2f}.", "",
+              f"Crossover ≈ {results['crossover']}; at 100 % input activity sparse/dense time = "
+              f"{results['full_activity_sparse_over_dense']:.2f}; with both streams reset before every frame "
+              f"(everything changes, every layer falls back to dense) "
+              f"{results['reset_every_frame_sparse_over_dense']:.2f}.", "",
               "## Memory over a long stream", "",
               f"{results['soak']['frames']} frames (looped vtest.avi) through the sparse backend: RSS after "
               f"{results['soak']['warmup']} warm-up frames {results['soak']['rss_after_warmup_mb']:.1f} MB, peak after "

@@ -63,6 +63,19 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert (tmp_path / "trace.npz").exists()
 
 
+def test_bench_writes_rows_side_by_side(tmp_path, capsys):
+    argv = ["--quiet", "bench", "--frames", "4", "--no-compile", "--no-external", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert REPORT_KEYS | {"rows"} <= set(report) and report["command"] == "bench" and report["frames"] == 4
+    rows = {row["name"]: row for row in report["rows"]}
+    assert set(rows) == {"pytorch-eager-ann", "spikestream-dense-sd", "spikestream-sparse-sd"}
+    sparse = rows["spikestream-sparse-sd"]
+    assert report["fps"] == sparse["fps"] > 0 and 0 < sparse["synops_over_dense_macs"] < 1
+    assert sparse["efficiency"] == pytest.approx(sparse["speedup_vs_eager"] * sparse["synops_over_dense_macs"])
+    assert "spikestream-sparse-sd" in capsys.readouterr().out  # the markdown table
+
+
 def test_info_lists_devices_and_data(capsys):
     assert main(["info"]) == 0
     info = json.loads(capsys.readouterr().out)

@@ -41,6 +41,29 @@ class EncoderDecoder(nn.Module):
         return self.head(d)
 
 
+class SegmentationLike(nn.Module):
+    """seg-motion's structure: strided encoder, dilated context, nearest-upsampling decoder with an
+    additive skip, 1x1 head, bilinear output (sigma-delta on upsampled maps, Add → ReLU → SigmaDelta
+    chains, bilinear rows)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.e1 = nn.Conv2d(1, 6, 3, stride=2, padding=1)
+        self.e2 = nn.Conv2d(6, 8, 3, stride=2, padding=1)
+        self.context = nn.Conv2d(8, 8, 3, padding=2, dilation=2)
+        self.up = nn.Upsample(scale_factor=2)
+        self.d1 = nn.Conv2d(8, 6, 3, padding=1)
+        self.head = nn.Conv2d(6, 1, 1)
+        self.out = nn.Upsample(scale_factor=2, mode="bilinear")
+
+    def forward(self, x):
+        a = torch.relu(self.e1(x))
+        c = torch.relu(self.context(torch.relu(self.e2(a))))
+        d = torch.relu(self.d1(self.up(c)) + a)
+        return self.out(self.head(d))
+
+
 @pytest.fixture(scope="module")
 def graph():
     return to_sigma_delta(from_torch(EncoderDecoder().eval(), (1, 48, 64)), threshold=0.03)
@@ -104,6 +127,36 @@ def test_sigma_delta_state_is_exposed_and_masks_work(graph, clip):
     for name in graph.neuron_layers():
         np.testing.assert_allclose(sparse.state[name].reconstruction.numpy(),
                                    dense.state[name].reconstruction.numpy(), atol=1e-4)
+
+
+def test_segmentation_network_matches_dense_through_every_sparse_rule(clip):
+    graph = to_sigma_delta(from_torch(SegmentationLike().eval(), (1, 48, 64)), threshold=0.03)
+    dense_out, dense = run(graph, clip.frames, "dense")
+    stream = Stream(graph, "sigma-delta", backend="sparse", calibrate=False)
+    backend = stream.backend
+    (upsampled,) = [n for n in graph.neuron_layers() if graph.predecessors(n) == ["up"]]
+    rowwise_bilinear = 0
+    sparse_out = []
+    for frame in clip.frames:
+        sparse_out.append(stream.process(frame))
+        wire = stream.last_step.wires[upsampled]
+        assert isinstance(wire, SparseWire) and wire.block == (2, 2)  # one event row per upsampled block
+        rowwise_bilinear += backend.runs["out"].dirty is not None
+    np.testing.assert_allclose(np.stack(sparse_out), dense_out, atol=1e-4, rtol=1e-4)
+    np.testing.assert_array_equal(stream.trace.events[:, 0], dense.trace.events[:, 0])
+    np.testing.assert_allclose(stream.trace.synops, dense.trace.synops, rtol=1e-4, atol=50)
+    assert {tuple(r.node.kind for r in chain) for chain in backend._chains.values()} == {
+        ("ReLU", "SigmaDelta"), ("Add", "ReLU", "SigmaDelta")}
+    assert rowwise_bilinear > 0
+    np.testing.assert_allclose(stream.state[upsampled].reconstruction.numpy(),
+                               dense.state[upsampled].reconstruction.numpy(), atol=1e-4)
+
+
+def test_block_wire_densifies_to_its_blocks():
+    wire = SparseWire(torch.tensor([1]), torch.tensor([[2.0]]), (1, 4, 4), block=(2, 2))
+    expected = torch.zeros(1, 1, 4, 4)
+    expected[0, 0, :2, 2:] = 2.0
+    assert torch.equal(wire.dense(), expected)
 
 
 def test_sparse_wire_densifies():

@@ -26,6 +26,7 @@ from spikestream.hw import HardwareOptions
 from spikestream.report import write_report
 
 if TYPE_CHECKING:
+    from spikestream.bench import BenchOptions
     from spikestream.masking import MaskConfig
 
 
@@ -390,6 +391,21 @@ def demo(out: str | os.PathLike, frames: int | None = None, options: RunOptions 
                                                  "layer and the network's activity over the clip.",
                                                  png_from_array(annotated(still)))])
     report["demo_wall_s"] = time.perf_counter() - begin
+    write_report(out, report)
+    return report
+
+
+def bench(out: str | os.PathLike, options: BenchOptions) -> dict:
+    """``spikestream bench``: PyTorch (eager, compiled), dense and sparse sigma-delta and the SNN libraries
+    timed on the same frames (``spikestream.bench``); writes report.json with ``rows``. Its ``fps`` is the
+    sparse sigma-delta row's."""
+    from spikestream.bench import run_bench
+
+    start = time.perf_counter()
+    report = run_bench(options)
+    report.pop("_outputs")
+    sparse = next(row for row in report["rows"] if row["name"] == "spikestream-sparse-sd")
+    report.update(wall_s=time.perf_counter() - start, fps=sparse["fps"])
     write_report(out, report)
     return report
 

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from spikestream import ir
 from spikestream.engine._ops import DENSE_OPS
+from spikestream.engine._sparse_kernels import count_event_rows
 
 
 class LayerCount(NamedTuple):
@@ -53,6 +54,9 @@ def _connectivity_op(node: ir.SynapticNode, weight: Tensor):
     return lambda x: op(node, {"weight": weight}, [x])
 
 
+_NO_WORK = torch.zeros(0, dtype=torch.int64)  # work arrays left empty by count_rows
+
+
 class LayerCounter:
     """Precomputes per-layer constants once; ``count`` then costs about one layer evaluation."""
 
@@ -69,7 +73,7 @@ class LayerCounter:
         _connectivity_op(node, torch.ones_like(weight))(probe).sum().backward()
         self.fanout = probe.grad[0].detach().to(torch.float64)  # (*input_shape)
         self._arrivals = _connectivity_op(node, (weight != 0).to(weight.dtype))
-        self._fanout_by_pixel: Tensor | None = None  # (H·W, C_in), built on first sparse count
+        self._fanout_by_pixel: np.ndarray | None = None  # (H·W, C_in or 1) int32, built on first sparse count
 
     def count(self, wire: Tensor, work: bool = True) -> LayerCount:
         """Counts for one step; ``wire``: (1, *input_shape) input events of this layer.
@@ -93,19 +97,23 @@ class LayerCounter:
         return LayerCount(events, synops, channel_work.round().to(torch.int64), input_channel_work,
                           tile_work.round().to(torch.int64))
 
-    def count_rows(self, positions: Tensor, values: Tensor) -> LayerCount:
-        """Events and synops of a sparse wire (``values[i]`` is what pixel ``positions[i]`` sends);
-        the work arrays are left empty (count a dense wire when they are needed)."""
-        nonzero = (values != 0).to(torch.float64)  # (n, C)
-        fanout = self._fanout_rows()[positions]  # (n, C)
-        per_input = nonzero * fanout
-        empty = torch.zeros(0, dtype=torch.int64)
-        return LayerCount(int(nonzero.sum().item()), round(per_input.sum().item()), empty,
-                          per_input.sum(0).round().to(torch.int64), empty)
+    def count_rows(self, positions: Tensor, values: Tensor, block: tuple[int, int] = (1, 1)) -> LayerCount:
+        """Events and synops of a sparse wire: ``values[i]`` is what pixel ``positions[i]`` sends, or,
+        with a ``block`` (b_y, b_x), what every pixel of the block at ``positions[i]`` on the grid
+        coarsened by it sends. The work arrays are left empty (count a dense wire when they are needed)."""
+        input_channel_work = np.zeros(values.shape[1], np.int64)
+        events, synops = count_event_rows(positions.numpy(), values.numpy(), self.input_shape[2] // block[1], *block,
+                                          self._fanout_rows(), input_channel_work)
+        return LayerCount(events, synops, _NO_WORK, torch.from_numpy(input_channel_work), _NO_WORK)
 
-    def _fanout_rows(self) -> Tensor:
+    def _fanout_rows(self) -> np.ndarray:
+        """Fan-out as (H·W, C) rows, or (H·W, 1) when every channel has the same (a small table
+        that stays in cache while sparse rows are counted); built on first use."""
         if self._fanout_by_pixel is None:
-            self._fanout_by_pixel = self.fanout.permute(1, 2, 0).reshape(-1, self.fanout.shape[0]).contiguous()
+            fanout = self.fanout.permute(1, 2, 0).reshape(-1, self.fanout.shape[0])
+            if bool((fanout == fanout[:, :1]).all()):
+                fanout = fanout[:, :1]
+            self._fanout_by_pixel = np.ascontiguousarray(fanout.cpu().numpy().astype(np.int32))
         return self._fanout_by_pixel
 
     @property

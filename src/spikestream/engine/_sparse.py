@@ -1,24 +1,31 @@
 """The sparse backend: a sigma-delta network computes only from the pixels whose inputs changed.
 
-Every node keeps its current value as a dense channels-last tensor ``(1, C, H, W)``, so that
-``flat = (H·W, C)`` is a view whose rows are pixels. Each step a node learns which of its input
-pixels changed (its *dirty* set, flat positions) and updates only those rows:
+Every spatial node keeps its current value as a dense channels-last tensor ``(1, C, H, W)``, so that
+``rows = (H·W, C)`` is a view whose rows are pixels. Each step a node learns which of its input
+pixels changed (its sources' *dirty* positions) and updates only those rows, with one numba kernel
+call per node (``_sparse_kernels``):
 
 - a SigmaDelta node compares its input with its reconstruction at the dirty pixels and emits the
-  rows that crossed θ as a ``SparseWire`` (positions, values);
-- a convolution fed by such a wire is linear, so it accumulates W·y: one GEMM of the events with
-  the weights gives every tap's contribution, and each tap is scatter-added (``index_add_``) into
-  the shifted output pixels (per-pixel gather–GEMM–scatter); its dirty set is the set of pixels
-  it touched;
-- ReLU, pooling, nearest upsampling, Add and Concat recompute their output at the dirty pixels.
+  rows that crossed θ as a ``SparseWire`` (positions, values). Fed by a nearest upsampling, it
+  works once per source pixel and emits one row per block of identical pixels; fed by the (dense)
+  input, it scans whole planes;
+- a convolution fed by such a wire is linear, so it accumulates W·y: each event row is multiplied
+  into the weight taps and added to the output pixels it reaches (per-pixel scatter, zero values
+  skipped); its dirty set is the pixels it touched;
+- ReLU, pooling, nearest upsampling, Add and Concat recompute their output at the dirty pixels and
+  pass on only the pixels whose value changed (a ReLU that stays at zero stops the wave there).
 
-A node falls back to the dense computation (whole map, what the dense backend does) when its input
-activity is above a crossover fraction measured per layer by ``calibrate`` — dense BLAS beats
-scatter at high activity — and on the first step after a reset, when everything changes.
-Kinds without a sparse rule (spiking neurons, Linear, Flatten, ...) always run densely.
+A convolution falls back to the dense computation (``conv(â) + b`` over the whole map, what the
+dense backend does) when its events are more work than a crossover measured per layer by
+``calibrate`` — dense BLAS beats scatter at high activity — and every node computes densely on the
+first step after a reset, when everything changes. A dense node marks its whole map dirty, so its
+successors recompute densely too. Kinds without a sparse rule (spiking neurons, Linear, Flatten,
+bilinear upsampling, ...) always run densely, or not at all when nothing they read changed.
 
 The sparse backend accumulates W·y where the dense backend evaluates W·â + b; both are exact in
-real arithmetic and agree to float rounding (tests and benchmarks report the difference).
+real arithmetic and agree to float rounding. A value within rounding of θ can then send on one
+backend and not on the other; that difference stays below θ at that neuron (tests and benchmarks
+report the output difference).
 """
 
 from __future__ import annotations
@@ -31,29 +38,40 @@ import torch
 from torch import Tensor
 
 from spikestream import ir, neurons
+from spikestream.engine import _sparse_kernels as kernels
 from spikestream.engine._executor import StepResult, check_executable
 from spikestream.engine._ops import DENSE_OPS, node_tensors
 from spikestream.engine._stateful import STATEFUL
 from spikestream.errors import InputError
 
-DEFAULT_CROSSOVER = 0.25  # fraction of active pixels above which a layer runs densely, before calibration
+DEFAULT_CROSSOVER = 0.25  # share of full-activity work above which a convolution runs densely, before calibration
+# Share of changed input pixels above which a bilinear upsampling recomputes its whole map: a sparse
+# output pixel costs about three dense ones (seg-motion's output layer), and each input reaches ~2.5.
+BILINEAR_CROSSOVER = 0.1
+_POOL_MODES = {"MaxPool2d": 0, "AvgPool2d": 1, "SumPool2d": 2}  # pool_rows' mode argument
 
 
 @dataclass
 class SparseWire:
-    """Events of one step as rows: ``values[i]`` (C,) is what pixel ``positions[i]`` sends."""
+    """Events of one step as rows: ``values[i]`` (C,) is what pixel ``positions[i]`` sends. With a
+    ``block`` (b_y, b_x), positions index the grid coarsened by it, and every pixel of the block
+    sends ``values[i]`` (the events of a nearest-upsampled map)."""
 
-    positions: Tensor  # (n,) int64 flat positions in the H·W grid
+    positions: Tensor  # (n,) int64 flat positions in the (H / b_y)·(W / b_x) grid
     values: Tensor  # (n, C)
     shape: tuple[int, ...]  # per-sample (C, H, W)
+    block: tuple[int, int] = (1, 1)
 
     def dense(self) -> Tensor:
         """(1, C, H, W) tensor with the events scattered into zeros."""
         channels, height, width = self.shape
-        out = torch.zeros((1, channels, height, width), dtype=self.values.dtype).contiguous(
-            memory_format=torch.channels_last)
-        flat_view(out).index_copy_(0, self.positions, self.values)
-        return out
+        block_y, block_x = self.block
+        coarse = torch.zeros((1, channels, height // block_y, width // block_x), dtype=self.values.dtype)
+        coarse = coarse.contiguous(memory_format=torch.channels_last)
+        flat_view(coarse).index_copy_(0, self.positions, self.values)
+        if self.block == (1, 1):
+            return coarse
+        return coarse.repeat_interleave(block_y, 2).repeat_interleave(block_x, 3)
 
 
 def flat_view(value: Tensor) -> Tensor:
@@ -61,49 +79,78 @@ def flat_view(value: Tensor) -> Tensor:
     return value.permute(0, 2, 3, 1).view(-1, value.shape[1])
 
 
-def flat_rows(value: Tensor) -> Tensor:
-    """(1, C, H, W) in any layout -> (H·W, C) rows for reading (a copy when the layout needs one)."""
-    return value.permute(0, 2, 3, 1).reshape(-1, value.shape[1])
+def rows(value: Tensor) -> np.ndarray:
+    """(1, C, H, W) -> (H·W, C) numpy view for the kernels: contiguous for channels-last memory,
+    strided otherwise (the kernels only read such maps)."""
+    return value[0].flatten(1).T.numpy()
 
 
 def channels_last(value: Tensor) -> Tensor:
     return value.contiguous(memory_format=torch.channels_last) if value.dim() == 4 else value.contiguous()
 
 
-class _Marker:
-    """A reusable boolean map over a grid, to turn scattered positions into a sorted unique set."""
-
-    def __init__(self, size: int):
-        self.map = torch.zeros(size, dtype=torch.bool)
-
-    def unique(self, *position_sets: Tensor) -> Tensor:
-        self.map.zero_()
-        for positions in position_sets:
-            self.map[positions] = True
-        return self.map.nonzero().squeeze(1)
-
-
 class _NodeRun:
     """Per-node execution state of the sparse backend."""
 
-    def __init__(self, node: ir.Node, shape: tuple[int, ...], sources: list[str]):
+    def __init__(self, node: ir.Node, shape: tuple[int, ...], sources: list[_NodeRun]):
         self.node = node
+        self.name = node.name
         self.shape = shape
         self.sources = sources
         self.spatial = len(shape) == 3
         self.pixels = shape[1] * shape[2] if self.spatial else 0
-        self.value: Tensor | None = None  # (1, *shape), channels-last when spatial
-        self.dirty: Tensor | None = None  # flat positions changed this step; None: everything
+        self._value: Tensor | None = None
+        self.rows: np.ndarray | None = None  # (H·W, C) view of the value, for the kernels
+        self.dirty: np.ndarray | None = None  # positions whose value changed this step; None: any may have
         self.wire: Tensor | SparseWire | None = None
-        self.marker = _Marker(self.pixels) if self.spatial else None
+        self.nonzero = 0  # non-zero values on a sigma-delta node's wire this step
         self.crossover = DEFAULT_CROSSOVER
+        if self.spatial:
+            self.dirty_buffer = np.empty(self.pixels, np.int64)  # the kernels write dirty positions here
+            self.stamp = np.zeros(self.pixels, np.int64)  # deduplication marks (see _sparse_kernels)
+            self.all_positions = np.arange(self.pixels, dtype=np.int64)
 
     @property
-    def flat(self) -> Tensor:
-        return flat_view(self.value)
+    def value(self) -> Tensor:
+        """(1, *shape); channels-last when spatial, except the input and a sigma-delta node fed by it."""
+        return self._value
 
-    def too_active(self, count: int) -> bool:
-        return count > self.crossover * self.pixels
+    @value.setter
+    def value(self, value: Tensor) -> None:
+        self._value = value
+        self.rows = rows(value) if self.spatial else None
+
+    def changed(self) -> np.ndarray:
+        """Positions to recompute from: the dirty set, or every pixel."""
+        return self.all_positions if self.dirty is None else self.dirty
+
+
+@dataclass
+class _SigmaDeltaPlan:
+    """How a spatial SigmaDelta node runs, and its buffers."""
+
+    layout: str  # "rows" (dirty pixels), "planes" (every pixel of the planar input) or "blocks" (see SparseWire)
+    block: tuple[int, int]
+    threshold: np.ndarray  # θ as rows (1 or H·W, C), or as planes (C, 1 or H·W) for "planes"
+    event_positions: np.ndarray  # (P,) int64, the first n are this step's
+    event_values: np.ndarray  # (P, C) float32
+    sends: np.ndarray | None = None  # (P rounded up to 8,) bool scratch for "planes", read as uint64 words
+
+
+@dataclass
+class _ConvolutionPlan:
+    """The tables conv_scatter reads, and the calibrated cost of its events."""
+
+    weight: np.ndarray  # (C_in, k_h·k_w·C_out)
+    row_targets: np.ndarray  # (H_in, k_h) output row reached from input row y through kernel row k, or −1
+    column_targets: np.ndarray  # (W_in, k_w)
+    row_cost: float  # cost of one event row in units of one non-zero value (calibrated)
+    full_work: float  # work units of every input row sending every value
+    pointwise: bool  # 1x1, stride 1, unpadded, on pixel events: each event reaches its own pixel only
+
+    def work(self, wire_rows: int, nonzero: int) -> float:
+        """This step's events as a share of full-activity work."""
+        return (wire_rows * self.row_cost + nonzero) / self.full_work
 
 
 class SparseBackend:
@@ -117,8 +164,10 @@ class SparseBackend:
         self.device = torch.device(device)
         (self.input_name,) = graph.input_names
         (self.output_name,) = graph.output_names
-        self.runs = {name: _NodeRun(graph.nodes[name], graph.shapes[name], graph.predecessors(name))
-                     for name in graph.order}
+        self.runs: dict[str, _NodeRun] = {}
+        for name in graph.order:
+            self.runs[name] = _NodeRun(graph.nodes[name], graph.shapes[name],
+                                       [self.runs[s] for s in graph.predecessors(name)])
         self.params = {}
         for node in graph:
             if node.kind in STATEFUL:
@@ -126,33 +175,88 @@ class SparseBackend:
                                                                          self.device)
             else:
                 self.params[node.name] = node_tensors(node, self.device)
-        self._taps = {name: self._conv_taps(graph.nodes[name], graph.shapes[graph.predecessors(name)[0]],
-                                            graph.shapes[name])
-                      for name in graph.order if self._incremental(name)}
+        self._rules = {name: self._rule(run) for name, run in self.runs.items()}
+        self._sigma_deltas = {name: self._sigma_delta_plan(run) for name, run in self.runs.items()
+                              if self._rules[name] == SparseBackend._sigma_delta}
+        self._convolutions = {name: _convolution_plan(run, self._sigma_deltas[run.sources[0].name].block)
+                              for name, run in self.runs.items() if self._rules[name] == SparseBackend._convolution}
+        self._chains = self._elementwise_chains()
+        self._bilinear = {name: _bilinear_tables(run) for name, run in self.runs.items()
+                          if run.node.kind == "Upsample" and run.node.mode == "bilinear"}
+        self._bilinear_across = {name: np.empty((run.sources[0].shape[1] * run.shape[2], run.shape[0]), np.float32)
+                                 for name, run in self.runs.items() if name in self._bilinear}
+        self._step_rules = dict(self._rules)
+        for first, chain in self._chains.items():
+            self._step_rules[first] = _chain
+            for member in chain[1:]:
+                self._step_rules[member.name] = _done_by_chain
         self.state: dict[str, object] = {}
         self.batch = 0
+        self.epoch = 0  # step counter for the kernels' stamps; never reset, so old marks never match
+        self._input_value: Tensor | None = None
+        self._gates: dict[str, Tensor] = {}
 
     # --- preparation ----------------------------------------------------------------------------
-    def _incremental(self, name: str) -> bool:
-        """A convolution fed by a SigmaDelta node accumulates its input events."""
-        node = self.graph.nodes[name]
-        if node.kind not in ("Conv2d", "ConvTranspose2d") or node.groups != 1:
-            return False
-        return self.graph.nodes[self.graph.predecessors(name)[0]].kind == "SigmaDelta"
+    def _rule(self, run: _NodeRun):
+        """How this node computes each step."""
+        kind = run.node.kind
+        if kind == "Input":
+            return SparseBackend._input
+        if kind == "Output":
+            return _output
+        if kind == "SigmaDelta" and run.spatial:
+            return SparseBackend._sigma_delta
+        if kind in ("Conv2d", "ConvTranspose2d") and run.node.groups == 1 \
+                and run.sources[0].node.kind == "SigmaDelta":
+            return SparseBackend._convolution
+        if run.spatial and kind in _SPARSE_RULES:
+            return _SPARSE_RULES[kind]
+        return SparseBackend._dense
 
-    @staticmethod
-    def _conv_taps(node, in_shape, out_shape):
-        """The weight as a (C_in, K·C_out) matrix and each tap's (dy, dx) offset rule."""
-        weight = torch.tensor(np.array(node.weight))
-        kh, kw = node.kernel_size
-        if node.kind == "Conv2d":
-            matrix = weight.permute(1, 2, 3, 0).reshape(weight.shape[1], kh * kw * weight.shape[0])
-        else:  # ConvTranspose2d weight is (C_in, C_out, kh, kw)
-            matrix = weight.permute(0, 2, 3, 1).reshape(weight.shape[0], kh * kw * weight.shape[1])
-        offsets = torch.tensor([(ky * node.dilation[0], kx * node.dilation[1]) for ky in range(kh)
-                                for kx in range(kw)])
-        taps = (offsets[:, 0][None], offsets[:, 1][None])  # (1, K) row and column offsets
-        return matrix.contiguous(), taps, out_shape[0]
+    def _sigma_delta_plan(self, run: _NodeRun) -> _SigmaDeltaPlan:
+        threshold = self.params[run.name].threshold
+        channels = run.shape[0]
+        per_neuron = threshold.dim() == 3 and threshold.shape[1:] != (1, 1)
+        if per_neuron:
+            threshold = threshold.expand(run.shape).permute(1, 2, 0).reshape(-1, channels)
+        else:  # one θ per layer () or per channel (C, 1, 1)
+            threshold = threshold.expand(channels, 1, 1).reshape(1, channels)
+        threshold = threshold.numpy()
+        source = run.sources[0].node
+        consumers = [(self._rules[n], self.graph.nodes[n]) for n in self.graph.successors(run.name)]
+        layout, block = "rows", (1, 1)
+        if source.kind == "Input":
+            layout, threshold = "planes", threshold.T
+        elif source.kind == "Upsample" and source.mode == "nearest" and not per_neuron and all(
+                rule == SparseBackend._convolution and consumer.kind == "Conv2d" and consumer.stride == (1, 1)
+                for rule, consumer in consumers):  # they read events only, the same way at every block
+            layout, block = "blocks", source.scale_factor
+        return _SigmaDeltaPlan(layout, block, np.ascontiguousarray(threshold, np.float32),
+                               np.empty(run.pixels, np.int64), np.empty((run.pixels, channels), np.float32),
+                               np.zeros(-(-run.pixels // 8) * 8, np.bool_) if layout == "planes" else None)
+
+    def _elementwise_chains(self) -> dict[str, list[_NodeRun]]:
+        """Runs of Add → ReLU → SigmaDelta (two or three of them, in that order, each feeding only the
+        next) that one kernel call computes together; keyed by their first node."""
+        stage = {"Add": 0, "ReLU": 1, "SigmaDelta": 2}
+        chained = {_SPARSE_RULES["Add"], _relu}
+        chains: dict[str, list[_NodeRun]] = {}
+        members = set()
+        for name, run in self.runs.items():
+            if name in members or self._rules[name] not in chained:
+                continue
+            chain = [run]
+            while chain[-1].node.kind != "SigmaDelta" and len(consumers := self.graph.successors(chain[-1].name)) == 1:
+                following = self.runs[consumers[0]]
+                plan = self._sigma_deltas.get(following.name)
+                if stage.get(following.node.kind, -1) <= stage[chain[-1].node.kind] or not (
+                        self._rules[following.name] in chained or (plan is not None and plan.layout == "rows")):
+                    break
+                chain.append(following)
+            if len(chain) > 1:
+                chains[name] = chain
+                members.update(member.name for member in chain)
+        return chains
 
     # --- state -------------------------------------------------------------------------------------
     def reset(self, batch: int = 1) -> None:
@@ -162,11 +266,14 @@ class SparseBackend:
         self.state = {}
         for name, run in self.runs.items():
             node = run.node
-            run.value = channels_last(torch.zeros((1, *run.shape), device=self.device))
-            if name in self._taps and node.bias is not None:  # accumulators start at W·0 + b
-                run.value += torch.as_tensor(np.array(node.bias)).reshape(1, -1, *([1] * (len(run.shape) - 1)))
+            value = torch.zeros((1, *run.shape), device=self.device)
+            planar = name in self._sigma_deltas and self._sigma_deltas[name].layout == "planes"
+            run.value = value if planar else channels_last(value)
+            run.dirty, run.wire = None, run.value
+            if name in self._convolutions and node.bias is not None:  # accumulators start at W·0 + b
+                run.value += torch.as_tensor(np.array(node.bias)).reshape(1, -1, 1, 1)
             if node.kind in STATEFUL:
-                if node.kind == "SigmaDelta":
+                if name in self._sigma_deltas:
                     self.state[name] = neurons.SigmaDeltaState(run.value)  # â, updated in place
                 else:
                     self.state[name] = STATEFUL[node.kind].init_state((1, *run.shape), self.device)
@@ -176,245 +283,352 @@ class SparseBackend:
     def step(self, x: Tensor, gates: dict[str, Tensor] | None = None) -> StepResult:
         if self.batch != 1:
             self.reset(1)
+        self._input_value = x
+        self._gates = gates or {}
+        self.epoch += 1
         values, wires = {}, {}
-        for name in self.graph.order:
-            run = self.runs[name]
-            kind = run.node.kind
-            if kind == "Input":
-                run.value, run.dirty = channels_last(x), None
-                run.wire = run.value
-            elif kind == "SigmaDelta":
-                self._sigma_delta(run, gates.get(name) if gates else None)
-            elif name in self._taps:
-                self._accumulate(run)
-            elif kind in _SPARSE_RULES and not self._first_step and run.spatial:
-                _SPARSE_RULES[kind](self, run)
-            else:
-                self._dense(run)
+        for name, run in self.runs.items():
+            self._step_rules[name](self, run)
             values[name] = run.value
             wires[name] = run.wire
         self._first_step = False
         return StepResult(values[self.output_name], values, wires)
 
-    def _inputs(self, run: _NodeRun) -> list[_NodeRun]:
-        return [self.runs[s] for s in run.sources]
-
-    def _dense(self, run: _NodeRun) -> None:
-        """Whole-map computation, exactly as the dense backend."""
-        inputs = [r.value for r in self._inputs(run)]
-        binding = STATEFUL.get(run.node.kind)
-        if binding is None:
-            run.value = channels_last(DENSE_OPS[run.node.kind](run.node, self.params[run.node.name], inputs))
-        else:
-            run.value, _, self.state[run.node.name] = binding.step(inputs[0], self.state[run.node.name],
-                                                                   self.params[run.node.name], None)
+    def _input(self, run: _NodeRun) -> None:
+        run.value = self._input_value
         run.dirty, run.wire = None, run.value
 
-    def _sigma_delta(self, run: _NodeRun, gate: Tensor | None) -> None:
-        (source,) = self._inputs(run)
-        reconstruction = run.value  # (1, C, H, W) channels-last; the state aliases it
-        threshold = self.params[run.node.name].threshold
-        if not run.spatial:  # vectors: dense, cheap
-            run.value, run.wire, self.state[run.node.name] = STATEFUL["SigmaDelta"].step(
-                source.value, self.state[run.node.name], self.params[run.node.name], gate)
-            run.dirty = None
+    def _dense(self, run: _NodeRun) -> None:
+        """Whole-map computation, exactly as the dense backend; skipped for a stateless node whose
+        inputs did not change."""
+        binding = STATEFUL.get(run.node.kind)
+        if binding is None and not self._first_step and all(s.dirty is not None and len(s.dirty) == 0
+                                                              for s in run.sources):
+            run.dirty = _NOTHING
             return
-        if source.dirty is None or source.too_active(len(source.dirty)) or gate is not None:
-            delta = source.value - reconstruction
-            send = delta.abs() >= threshold
-            if gate is not None:
-                send &= gate > 0
-            events = torch.where(send, delta, torch.zeros((), dtype=delta.dtype))
-            reconstruction += events
-            active = flat_rows(send).any(1).nonzero().squeeze(1)
-            if run.too_active(len(active)):
-                run.dirty, run.wire = active, events
-            else:
-                run.dirty, run.wire = active, SparseWire(active, flat_rows(events)[active], run.shape)
-            return
-        positions = source.dirty
-        delta = flat_rows(source.value)[positions] - flat_view(reconstruction)[positions]  # (n, C)
-        if threshold.dim() == 3 and threshold.shape[1:] != (1, 1):  # one θ per neuron
-            threshold = flat_rows(threshold[None].expand(1, *run.shape))[positions]
-        elif threshold.dim():  # one θ per channel, (C, 1, 1)
-            threshold = threshold.reshape(1, -1)
-        send = delta.abs() >= threshold
-        events = torch.where(send, delta, torch.zeros((), dtype=delta.dtype))
-        rows = send.any(1)
-        positions, events = positions[rows], events[rows]
-        flat_view(reconstruction).index_add_(0, positions, events)
-        run.dirty, run.wire = positions, SparseWire(positions, events, run.shape)
+        inputs = [s.value for s in run.sources]
+        if binding is None:
+            value = DENSE_OPS[run.node.kind](run.node, self.params[run.name], inputs)
+            if any(value.data_ptr() == x.data_ptr() for x in inputs):
+                value = value.clone()  # sparse rules write values in place; never into an input's
+            run.value = run.wire = channels_last(value)
+        else:  # a spiking neuron, or a sigma-delta node on vectors, whose wire carries its events
+            value, run.wire, self.state[run.name] = binding.step(inputs[0], self.state[run.name],
+                                                                 self.params[run.name], self._gates.get(run.name))
+            run.value = channels_last(value)
+        run.dirty = None
 
-    def _accumulate(self, run: _NodeRun) -> None:
-        """Accumulate W·y for a convolution fed by sigma-delta events."""
-        (source,) = self._inputs(run)
-        wire = source.wire
+    def _sigma_delta(self, run: _NodeRun) -> None:
+        (source,) = run.sources
+        plan = self._sigma_deltas[run.name]
+        gate = self._gates.get(run.name)
+        if gate is None:
+            gate = _NO_GATE
+        elif plan.layout == "planes" and gate.numel() == run.pixels:
+            gate = gate.to(torch.float32).reshape(-1).contiguous().numpy()
+        else:
+            raise InputError(f"the sparse backend gates sigma-delta nodes fed by the input, per pixel; got a gate "
+                             f"of shape {tuple(gate.shape)} for {run.name!r}")
+        if plan.layout == "planes":
+            count, run.nonzero = kernels.sigma_delta_planes(
+                source.value[0].flatten(1).numpy(), run.value[0].flatten(1).numpy(), plan.threshold, gate, plan.sends,
+                plan.event_positions, plan.event_values)
+        elif plan.layout == "blocks":
+            (upsampled,) = source.sources
+            count, run.nonzero = kernels.sigma_delta_blocks(
+                upsampled.rows, upsampled.changed(), upsampled.shape[2], *plan.block, run.rows, plan.threshold,
+                plan.event_positions, plan.event_values)
+        else:
+            count, run.nonzero = kernels.sigma_delta_rows(source.rows, source.changed(), run.rows, plan.threshold,
+                                                          gate, plan.event_positions, plan.event_values)
+        # a "blocks" node's dirty set holds coarse positions; only convolutions read such a node, from its wire
+        run.dirty = plan.event_positions[:count]
+        run.wire = SparseWire(torch.from_numpy(run.dirty), torch.from_numpy(plan.event_values[:count]), run.shape,
+                              plan.block)
+
+    def _convolution(self, run: _NodeRun) -> None:
+        """Accumulate W·y for a convolution fed by sigma-delta events, or recompute densely."""
+        (source,) = run.sources
         node = run.node
-        if self._first_step or isinstance(wire, Tensor) or run.too_active(len(wire.positions)):
-            events = wire if isinstance(wire, Tensor) else wire.dense()
-            params = {"weight": self.params[node.name]["weight"]}
-            run.value += DENSE_OPS[node.kind](node, params, [events])
+        plan = self._convolutions[run.name]
+        wire = source.wire
+        if self._first_step or plan.work(len(wire.positions), source.nonzero) > run.crossover:
+            run.value = channels_last(DENSE_OPS[node.kind](node, self.params[run.name], [source.value]))
             run.dirty, run.wire = None, run.value
             return
-        matrix, taps, out_channels = self._taps[node.name]
-        in_w = source.shape[2]
-        _, out_h, out_w = run.shape
-        if len(wire.positions) == 0:
-            run.dirty = wire.positions
-            run.wire = run.value
+        positions = wire.positions.numpy()
+        if plan.pointwise:
+            kernels.pointwise_scatter(positions, wire.values.numpy(), plan.weight, run.rows)
+            run.dirty, run.wire = positions, run.value
             return
-        contributions = (wire.values @ matrix).reshape(-1, out_channels)  # (n·K, C_out), tap-major per event
-        py = (wire.positions // in_w)[:, None]  # (n, 1)
-        px = (wire.positions % in_w)[:, None]
-        dy, dx = taps  # (1, K) each
-        stride_y, stride_x = node.stride
-        pad_y, pad_x = node.padding
-        if node.kind == "Conv2d":  # output o reads input o·s − p + d·k
-            ny, nx = py + pad_y - dy, px + pad_x - dx  # (n, K)
-            if stride_y == 1 and stride_x == 1:
-                oy, ox = ny, nx
-                valid = (oy >= 0) & (oy < out_h) & (ox >= 0) & (ox < out_w)
-            else:
-                oy, ox = ny.div(stride_y, rounding_mode="floor"), nx.div(stride_x, rounding_mode="floor")
-                valid = ((ny % stride_y == 0) & (nx % stride_x == 0) & (oy >= 0) & (oy < out_h)
-                         & (ox >= 0) & (ox < out_w))
-        else:  # transposed: input i lands on output i·s − p + d·k
-            oy, ox = py * stride_y - pad_y + dy, px * stride_x - pad_x + dx
-            valid = (oy >= 0) & (oy < out_h) & (ox >= 0) & (ox < out_w)
-        valid = valid.reshape(-1)
-        targets = (oy * out_w + ox).reshape(-1)[valid]
-        run.flat.index_add_(0, targets, contributions[valid])
-        run.dirty = run.marker.unique(targets)
-        run.wire = run.value
+        count = kernels.conv_scatter(positions, wire.values.numpy(), source.shape[2] // wire.block[1],
+                                     plan.weight, plan.row_targets, plan.column_targets, run.rows, run.shape[2],
+                                     run.stamp, self.epoch, run.dirty_buffer)
+        run.dirty, run.wire = run.dirty_buffer[:count], run.value
 
     # --- calibration ---------------------------------------------------------------------------------
-    def calibrate(self, fractions=(0.02, 0.1, 0.3), repeats: int = 3) -> dict[str, float]:
-        """Measure, per incremental layer, the activity at which the dense path becomes faster.
-        Call it before streaming: it clears the state.
+    def calibrate(self, fractions=(0.01, 0.05, 0.2), repeats: int = 5) -> dict[str, float]:
+        """Measure, per convolution fed by events, when the dense path becomes faster. Call it before
+        streaming: it clears the state.
 
-        Times the dense convolution and the gather–GEMM–scatter path at a few activity levels on
-        random events, fits time = a + b·active, and sets the crossover where the line meets the
-        dense time. Returns {layer: crossover fraction}.
+        Times the scatter on random event rows at a few activity levels, with every value non-zero
+        and with one non-zero value per row (the fastest of ``repeats`` runs, robust to a busy
+        machine, each after flushing the core's cache as streaming does), fits time = a + b·rows +
+        c·values, and sets the crossover at the share of full-activity work where that meets the
+        dense convolution's time. Returns {layer: crossover}.
         """
-        generator = torch.Generator().manual_seed(0)
+        generator = np.random.default_rng(0)
         crossovers = {}
         self.reset(1)
-        for name in self._taps:
+        self._first_step = False
+        for name, plan in self._convolutions.items():
             run = self.runs[name]
-            source = self.runs[run.sources[0]]
-            channels = source.shape[0]
-            pixels = source.pixels
-
-            def timed(fn):
-                fn()
-                start = time.perf_counter()
-                for _ in range(repeats):
-                    fn()
-                return (time.perf_counter() - start) / repeats
-
-            dense_events = channels_last(torch.randn((1, *source.shape), generator=generator))
-            params = {"weight": self.params[name]["weight"]}
-            dense_time = timed(lambda e=dense_events, r=run, p=params: DENSE_OPS[r.node.kind](r.node, p, [e]))
-            samples = []
+            source = run.sources[0]
+            block_y, block_x = self._sigma_deltas[source.name].block
+            coarse_pixels, channels = source.pixels // (block_y * block_x), source.shape[0]
+            samples = []  # (rows, values, seconds)
             for fraction in fractions:
-                count = max(1, int(fraction * pixels))
-                positions = torch.randperm(pixels, generator=generator)[:count].sort().values
-                wire = SparseWire(positions, torch.randn((count, channels), generator=generator), source.shape)
-
-                def sparse_step(wire=wire, run=run, source=source):
-                    source.wire = wire
-                    self._first_step = False
-                    run.crossover = 1.0
-                    self._accumulate(run)
-
-                samples.append((count, timed(sparse_step)))
-            counts, times = np.array(samples, dtype=np.float64).T
-            slope, intercept = np.polyfit(counts, times, 1)
-            crossover = (dense_time - intercept) / slope / pixels if slope > 0 else 1.0
-            run.crossover = float(np.clip(crossover, 0.0, 1.0))
-            for successor in self.graph.successors(name):  # nodes on the same grid follow the same rule
-                self.runs[successor].crossover = run.crossover
-            crossovers[name] = run.crossover
+                count = max(1, int(fraction * coarse_pixels))
+                for per_row in {channels, 1}:
+                    samples.append((count, count * per_row, self._time_convolution(
+                        run, count, per_row, 1.0, repeats, generator)))
+            dense_time = self._time_convolution(run, coarse_pixels, channels, 0.0, repeats, generator)
+            design = np.array([(1.0, r, v) for r, v, _ in samples])
+            (intercept, row_time, value_time), *_ = np.linalg.lstsq(design, np.array([t for *_, t in samples]))
+            if value_time > 0 and row_time > 0:
+                plan.row_cost = row_time / value_time
+                plan.full_work = coarse_pixels * (plan.row_cost + channels)
+                crossover = (dense_time - intercept) / value_time / plan.full_work
+            else:  # timings too noisy to fit: keep the default
+                crossover = DEFAULT_CROSSOVER
+            run.crossover = crossovers[name] = float(np.clip(crossover, 0.0, 1.0))
         self.reset(1)  # calibration wrote into the accumulators
         return crossovers
+
+    def _time_convolution(self, run: _NodeRun, count: int, per_row: int, crossover: float, repeats: int,
+                          generator: np.random.Generator) -> float:
+        """Fastest of ``repeats`` steps of a convolution fed ``count`` random event rows with
+        ``per_row`` non-zero values each."""
+        source = run.sources[0]
+        plan = self._sigma_deltas[source.name]
+        coarse_pixels, channels = source.pixels // (plan.block[0] * plan.block[1]), source.shape[0]
+        positions = plan.event_positions[:count]
+        values = plan.event_values[:count]
+        positions[:] = np.sort(generator.permutation(coarse_pixels)[:count])
+        values[:] = 0
+        for row, columns in enumerate(generator.random((count, channels)).argsort(1)[:, :per_row]):
+            values[row, columns] = generator.standard_normal(per_row, dtype=np.float32)
+        source.nonzero = count * per_row
+        source.wire = SparseWire(torch.from_numpy(positions), torch.from_numpy(values), source.shape, plan.block)
+        run.crossover = crossover
+        times = []
+        for _ in range(repeats + 1):  # the first run compiles or loads the kernel
+            self.epoch += 1
+            _CACHE_FLUSH[:] += 1  # while streaming, a layer's data has left the core's cache since its last step
+            start = time.perf_counter()
+            self._convolution(run)
+            times.append(time.perf_counter() - start)
+        return min(times[1:])
+
+
+_CACHE_FLUSH = np.zeros(2 * 2**20, np.float32)  # 8 MB, several times a core's L2
+_NO_GATE = np.empty(0, np.float32)
+_NO_ROWS = np.empty((0, 0), np.float32)  # an absent stage of elementwise_rows
+_NOTHING = np.empty(0, np.int64)  # the dirty set of a node that did not change
+
+
+def _convolution_plan(run: _NodeRun, block: tuple[int, int]) -> _ConvolutionPlan:
+    """Weight and target tables of a convolution fed by event rows that each stand for a ``block`` of
+    input pixels. For blocks (stride 1 only), the taps of all pixels of a block that reach the same
+    output are summed once here, so each event row is scattered to fewer, combined taps."""
+    node = run.node
+    in_channels, in_height, in_width = run.sources[0].shape
+    _, out_height, out_width = run.shape
+    weight = np.asarray(node.weight, np.float32)
+    weight = weight.transpose((1, 2, 3, 0) if node.kind == "Conv2d" else (0, 2, 3, 1))  # (C_in, k_h, k_w, C_out)
+    if block == (1, 1):
+        tables = [_target_table(size, out_size, kernel, stride, padding, dilation, node.kind == "ConvTranspose2d")
+                  for size, out_size, kernel, stride, padding, dilation in zip(
+                      (in_height, in_width), (out_height, out_width), node.kernel_size, node.stride, node.padding,
+                      node.dilation, strict=True)]
+    else:
+        # input i = b·j + d of block j reaches output i + p − dilation·k: offset d + p − dilation·k from b·j
+        axes = []
+        for b, size, out_size, kernel, padding, dilation in zip(block, (in_height, in_width), (out_height, out_width),
+                                                                node.kernel_size, node.padding, node.dilation,
+                                                                strict=True):
+            offsets = np.arange(b)[:, None] + padding - dilation * np.arange(kernel)[None, :]  # (b, k)
+            combined, tap_of = np.unique(offsets, return_inverse=True)
+            outputs = b * np.arange(size // b)[:, None] + combined[None, :]
+            axes.append((np.where((outputs >= 0) & (outputs < out_size), outputs, -1).astype(np.int64),
+                         tap_of.reshape(offsets.shape), len(combined)))
+        (row_table, row_tap, row_taps), (column_table, column_tap, column_taps) = axes
+        summed = np.zeros((in_channels, row_taps, column_taps, weight.shape[3]), np.float32)
+        for dy, ky, dx, kx in np.ndindex(block[0], node.kernel_size[0], block[1], node.kernel_size[1]):
+            summed[:, row_tap[dy, ky], column_tap[dx, kx]] += weight[:, ky, kx]
+        weight, tables = summed, [row_table, column_table]
+    row_cost = float(tables[0].shape[1] * tables[1].shape[1])  # one output row per tap, until calibrated
+    coarse_pixels = in_height // block[0] * (in_width // block[1])
+    pointwise = (node.kind == "Conv2d" and node.kernel_size == (1, 1) and node.stride == (1, 1)
+                 and node.padding == (0, 0) and block == (1, 1))
+    return _ConvolutionPlan(np.ascontiguousarray(weight.reshape(in_channels, -1)), *tables, row_cost,
+                            coarse_pixels * (row_cost + in_channels), pointwise)
+
+
+def _target_table(size: int, out_size: int, kernel: int, stride: int, padding: int, dilation: int,
+                  transposed: bool) -> np.ndarray:
+    """(size, kernel) int64: the output index that input index i reaches through kernel index k, or −1.
+    A convolution's output o reads input o·s − p + d·k; a transposed one sends input i to i·s − p + d·k."""
+    i = np.arange(size)[:, None]
+    k = np.arange(kernel)[None, :]
+    if transposed:
+        out = i * stride - padding + dilation * k
+        valid = np.ones_like(out, bool)
+    else:
+        shifted = i + padding - dilation * k
+        out, valid = shifted // stride, shifted % stride == 0
+    valid &= (out >= 0) & (out < out_size)
+    return np.where(valid, out, -1).astype(np.int64)
 
 
 # --- sparse recomputation rules for stateless spatial nodes --------------------------------------------
 
 
-def _gather_rows(run: _NodeRun, positions: Tensor) -> Tensor:
-    return flat_rows(run.value)[positions]
+def _rowwise(run: _NodeRun) -> bool:
+    """Whether a rule can work on dirty rows this step (else it computes the whole map)."""
+    return all(s.dirty is not None for s in run.sources)
 
 
 def _relu(backend: SparseBackend, run: _NodeRun) -> None:
-    (source,) = backend._inputs(run)
-    if source.dirty is None or source.too_active(len(source.dirty)):
+    (source,) = run.sources
+    if backend._first_step or not _rowwise(run):
         return backend._dense(run)
-    positions = source.dirty
-    run.flat[positions] = torch.relu(_gather_rows(source, positions))
-    run.dirty, run.wire = positions, run.value
+    count = kernels.relu_rows(source.rows, source.dirty, run.rows, run.dirty_buffer)
+    run.dirty, run.wire = run.dirty_buffer[:count], run.value
 
 
-def _pool(reduce):
-    def rule(backend: SparseBackend, run: _NodeRun) -> None:
-        (source,) = backend._inputs(run)
-        node = run.node
-        k, s = node.kernel_size, node.stride
-        if source.dirty is None or source.too_active(len(source.dirty)) or k != s or node.padding != (0, 0):
-            return backend._dense(run)
-        in_w = source.shape[2]
-        _, out_h, out_w = run.shape
-        py, px = source.dirty // in_w, source.dirty % in_w
-        oy, ox = py // s[0], px // s[1]
-        keep = (oy < out_h) & (ox < out_w)
-        positions = run.marker.unique((oy * out_w + ox)[keep])
-        qy, qx = positions // out_w, positions % out_w
-        window = [(qy * s[0] + dy) * in_w + qx * s[1] + dx for dy in range(k[0]) for dx in range(k[1])]
-        rows = flat_rows(source.value)[torch.stack(window, 1)]  # (n, k_h·k_w, C)
-        run.flat[positions] = reduce(rows)
-        run.dirty, run.wire = positions, run.value
-    return rule
+def _pool(backend: SparseBackend, run: _NodeRun) -> None:
+    (source,) = run.sources
+    node = run.node
+    if backend._first_step or not _rowwise(run) or node.kernel_size != node.stride or node.padding != (0, 0):
+        return backend._dense(run)
+    _, out_height, out_width = run.shape
+    count = kernels.pool_rows(source.rows, source.dirty, source.shape[2], *node.kernel_size,
+                              _POOL_MODES[node.kind], run.rows, out_height, out_width, run.stamp,
+                              backend.epoch, run.dirty_buffer)
+    run.dirty, run.wire = run.dirty_buffer[:count], run.value
 
 
 def _upsample(backend: SparseBackend, run: _NodeRun) -> None:
-    (source,) = backend._inputs(run)
-    node = run.node
-    if node.mode != "nearest" or source.dirty is None or source.too_active(len(source.dirty)):
+    (source,) = run.sources
+    if run.node.mode == "bilinear":
+        return _bilinear(backend, run)
+    if backend._first_step or not _rowwise(run):
         return backend._dense(run)
-    fy, fx = node.scale_factor
-    in_w = source.shape[2]
-    out_w = in_w * fx
-    py, px = source.dirty // in_w, source.dirty % in_w
-    children = torch.stack([(py * fy + dy) * out_w + px * fx + dx for dy in range(fy) for dx in range(fx)], 1)
-    rows = _gather_rows(source, source.dirty)  # (n, C)
-    run.flat[children.reshape(-1)] = rows.repeat_interleave(fy * fx, dim=0)
-    run.dirty, run.wire = children.reshape(-1), run.value
+    count = kernels.upsample_nearest_rows(source.rows, source.dirty, source.shape[2], *run.node.scale_factor,
+                                          run.rows, run.dirty_buffer)
+    run.dirty, run.wire = run.dirty_buffer[:count], run.value
 
 
-def _join(combine):
+def _bilinear(backend: SparseBackend, run: _NodeRun) -> None:
+    """Bilinear upsampling, recomputed in place: around the changed input pixels, or everywhere when
+    they are many (a fresh map per step would cost more than the arithmetic)."""
+    (source,) = run.sources
+    row_taps, row_weights, column_taps, column_weights, row_reach, column_reach = backend._bilinear[run.name]
+    if backend._first_step or not _rowwise(run) or len(source.dirty) > BILINEAR_CROSSOVER * source.pixels:
+        kernels.bilinear_all(source.rows, source.shape[2], row_taps, row_weights, column_taps, column_weights,
+                             backend._bilinear_across[run.name], run.rows)
+        run.dirty = None
+    else:
+        count = kernels.bilinear_rows(source.rows, source.dirty, source.shape[2], row_taps, row_weights, column_taps,
+                                      column_weights, row_reach, column_reach, run.rows, run.shape[2], run.stamp,
+                                      backend.epoch, run.dirty_buffer)
+        run.dirty = run.dirty_buffer[:count]
+    run.wire = run.value
+
+
+def _bilinear_tables(run: _NodeRun) -> tuple[np.ndarray, ...]:
+    """bilinear_rows' tables: row taps and weights, column taps and weights, row and column reach."""
+    (row_taps, row_weights, row_reach), (column_taps, column_weights, column_reach) = (
+        _bilinear_axis(size, scale) for size, scale in zip(run.sources[0].shape[1:], run.node.scale_factor,
+                                                            strict=True))
+    return row_taps, row_weights, column_taps, column_weights, row_reach, column_reach
+
+
+def _bilinear_axis(in_size: int, scale: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For one axis of a bilinear upsampling (align_corners=False, PyTorch's rule): per output index the
+    two input indices (out, 2) and their weights (out, 2); per input index the output range that reads it
+    (in, 2), end exclusive."""
+    out = np.arange(in_size * scale)
+    source = np.maximum((out.astype(np.float32) + np.float32(0.5)) * np.float32(1 / scale) - np.float32(0.5),
+                        np.float32(0))
+    first = source.astype(np.int64)
+    taps = np.stack([first, np.minimum(first + 1, in_size - 1)], 1)
+    upper = (source - first).astype(np.float32)
+    weights = np.stack([np.float32(1) - upper, upper], 1)
+    reach = np.stack([np.searchsorted(taps[:, 1], np.arange(in_size)),
+                      np.searchsorted(taps[:, 0], np.arange(in_size), side="right")], 1)
+    return taps, weights, reach
+
+
+def _join(kernel):
     def rule(backend: SparseBackend, run: _NodeRun) -> None:
-        sources = backend._inputs(run)
-        if any(s.dirty is None for s in sources) or (run.node.kind == "Concat" and run.node.axis % 3 != 0):
+        if backend._first_step or not _rowwise(run) or (run.node.kind == "Concat" and run.node.axis % 3 != 0):
             return backend._dense(run)
-        positions = run.marker.unique(*[s.dirty for s in sources])
-        if run.too_active(len(positions)):
-            return backend._dense(run)
-        run.flat[positions] = combine([_gather_rows(s, positions) for s in sources])
-        run.dirty, run.wire = positions, run.value
+        union = run.dirty_buffer
+        count = kernels.union_positions(tuple(s.dirty for s in run.sources), run.stamp, backend.epoch, union)
+        count = kernel(tuple(s.rows for s in run.sources), union[:count], run.rows, union)
+        run.dirty, run.wire = union[:count], run.value  # changed rows overwrite the union in place, in order
     return rule
 
 
+def _chain(backend: SparseBackend, run: _NodeRun) -> None:
+    """An Add → ReLU → SigmaDelta chain starting at ``run`` (see ``_elementwise_chains``)."""
+    chain = backend._chains[run.name]
+    if backend._first_step or not _rowwise(run):
+        for member in chain:
+            backend._rules[member.name](backend, member)
+        return
+    if run.node.kind == "Add":
+        positions = run.dirty_buffer
+        count = kernels.union_positions(tuple(s.dirty for s in run.sources), run.stamp, backend.epoch, positions)
+        positions = positions[:count]
+    else:
+        positions = run.sources[0].dirty
+    outputs = {member.node.kind: member for member in chain}
+    last = chain[-1]
+    plan = backend._sigma_deltas.get(last.name)
+    sigma_delta = outputs.get("SigmaDelta")
+    count, nonzero = kernels.elementwise_rows(
+        tuple(s.rows for s in run.sources), positions,
+        outputs["Add"].rows if "Add" in outputs else _NO_ROWS, outputs["ReLU"].rows if "ReLU" in outputs else _NO_ROWS,
+        sigma_delta.rows if sigma_delta else _NO_ROWS, plan.threshold if plan else _NO_ROWS,
+        plan.event_positions if plan else last.dirty_buffer, plan.event_values if plan else _NO_ROWS)
+    for member in chain[:-1]:  # read by nobody but the next member; may have changed at these positions
+        member.dirty, member.wire = positions, member.value
+    last.dirty = (plan.event_positions if plan else last.dirty_buffer)[:count]
+    if plan:
+        last.nonzero = nonzero
+        last.wire = SparseWire(torch.from_numpy(last.dirty), torch.from_numpy(plan.event_values[:count]), last.shape)
+    else:
+        last.wire = last.value
+
+
+def _done_by_chain(backend: SparseBackend, run: _NodeRun) -> None:
+    """A later member of a chain: computed with its first node."""
+
+
 def _output(backend: SparseBackend, run: _NodeRun) -> None:
-    (source,) = backend._inputs(run)
+    (source,) = run.sources
     run.value, run.dirty, run.wire = source.value, source.dirty, source.value
 
 
 _SPARSE_RULES = {
     "ReLU": _relu,
-    "MaxPool2d": _pool(lambda rows: rows.amax(1)),
-    "AvgPool2d": _pool(lambda rows: rows.mean(1)),
+    "MaxPool2d": _pool,
+    "AvgPool2d": _pool,
+    "SumPool2d": _pool,
     "Upsample": _upsample,
-    "Add": _join(lambda rows: torch.stack(rows).sum(0)),
-    "Concat": _join(lambda rows: torch.cat(rows, 1)),
-    "Output": _output,
+    "Add": _join(kernels.add_rows),
+    "Concat": _join(kernels.concat_rows),
 }
