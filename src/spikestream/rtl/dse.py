@@ -465,6 +465,7 @@ def pareto_plot(exploration: Exploration, clock_mhz: float, chosen: DesignEstima
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
 
     figure = Figure(figsize=(7, 4.5), dpi=120)
     axes = figure.add_subplot()
@@ -487,7 +488,8 @@ def pareto_plot(exploration: Exploration, clock_mhz: float, chosen: DesignEstima
         axes.scatter(points[:, 0], points[:, 1], marker="x", s=60, color="black", label="synthesized", zorder=6)
     axes.set_xscale("log")
     axes.set_yscale("log")
-    axes.set_xlabel("LUTs (model)")
+    axes.xaxis.set_minor_formatter(NullFormatter())  # the labels of minor ticks overlap on a log axis
+    axes.set_xlabel("LUTs (model; synthesized designs: Yosys)")
     axes.set_ylabel(f"latency per image, µs at {clock_mhz:g} MHz")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize=8)
