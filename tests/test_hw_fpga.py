@@ -59,6 +59,30 @@ def test_kwbs_remaps_after_the_keyframe_and_pays_for_moving_units():
     assert result.details["layers"][0]["remaps"] == 1
 
 
+def test_adaptive_kwbs_steals_pay_their_copying_inside_the_loads_once():
+    trace = Trace(["conv"], ["Conv2d"], [36 * 16], tile=(2, 2),
+                  metadata={"encoding": "sigma-delta", "steps": 1, "geometry": [CONV.to_dict()]})
+    for work in ([80, 20, 60, 40], [90, 90, 10, 10]):
+        total = sum(work)
+        trace.append([LayerCount(3, total, np.array(work), np.array([total]), np.full((2, 2), total / 4))])
+    result = simulate(trace, "fpga", "adaptive-kwbs", {"every": 100}, processing_elements=2, units="channel",
+                      neuron_update="all")
+    pe = load_fpga_preset().pe
+    receive = (9 * pe.weight_bits + 16 * pe.state_bits) / pe.bram_port_bits  # one channel over one port
+    # frame 0: static mapping, nothing predicted yet -> (100, 100); its LPT mapping is the same, nothing moves.
+    # frame 1, predicted (80, 20, 60, 40): PE1 runs channels 2, 3 (10 + 10), is idle at 20 and steals
+    # channel 1 from PE0 (predicted left 20 + 60 > receive + 20): it ends at 20 + receive + 90; PE0 at 90
+    np.testing.assert_allclose(result.pe_loads["conv"], [[100, 100], [90, 20 + receive + 90]])
+    neuron = int(np.ceil(64 / (2 * pe.neuron_lanes)))
+    overhead = neuron + pe.pipeline_cycles + pe.layer_setup_cycles
+    assert result.details["mean_cycles_per_frame"] == pytest.approx((100 + np.ceil(110 + receive)) / 2 + overhead)
+    layer = result.details["layers"][0]
+    assert layer["steals"] == 1 and layer["remap_cycles"] == 0 and layer["remaps"] == 0
+    keyed = simulate(trace, "fpga", "kwbs", {"every": 100}, processing_elements=2, units="channel",
+                     neuron_update="all")
+    assert keyed.details["mean_cycles_per_frame"] == (100 + 180) / 2 + overhead  # PE0 keeps both heavy channels
+
+
 def test_event_driven_neuron_updates_belong_to_the_unit_owner():
     result = simulate(hand_trace(), "fpga", "static", processing_elements=2, units="channel")
     pe = load_fpga_preset().pe

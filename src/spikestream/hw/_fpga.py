@@ -13,8 +13,12 @@ Model (constants in ``presets/fpga.toml``):
   (the touched-neuron count is bounded by both). ``all``: a dense pass over every neuron every step,
   striped evenly over the PEs after the synaptic phase, ``ceil(N · T / (P · neuron_lanes))`` cycles.
   Input-channel units own no output neurons, so their touched neurons are striped the same way.
-- Per layer, pipeline fill/drain and configuration cycles; when the schedule moves units to other
-  PEs, their weights and state are copied at ``P · bram_port_bits`` bits per cycle.
+- Per layer, pipeline fill/drain and configuration cycles; when the schedule remaps units to other
+  PEs between frames, their weights and state are copied at ``P · bram_port_bits`` bits per cycle
+  (every PE receives over its own port). A unit stolen during a frame (adaptive KWBS) is received by
+  its thief alone, ``unit bits / bram_port_bits`` cycles, which the schedule counts in that PE's load.
+  The layer's input events wait in the shared event queues (control block RAM) until a PE starts
+  their unit, so they follow the unit to whichever PE runs it.
 - Memory: weights and neuron state live in block RAM when they fit; what does not fit is streamed
   from DDR every frame (weights read, state read and written), as is the input frame (8 bits per
   element). DDR transfers overlap computation (double buffering): a frame takes
@@ -161,20 +165,21 @@ class FPGATarget(Target):
                 neuron = np.ceil(np.minimum(work.sum(1), g.neurons * steps) / (p * pe.neuron_lanes))
             else:
                 neuron = np.full(frames, math.ceil(g.neurons * steps / (p * pe.neuron_lanes)))
-            move_cycles = _unit_bits(g, kind, trace.tile, pe) / (p * pe.bram_port_bits)  # per moved unit
-            plan = scheduler.schedule(costs, p, keyframes, np.full(costs.shape[1], move_cycles))
-            synaptic = np.ceil(plan.makespan)
-            remap = np.ceil(plan.moved * move_cycles)
+            receive_cycles = _unit_bits(g, kind, trace.tile, pe) / pe.bram_port_bits  # one PE, one port
+            plan = scheduler.schedule(costs, p, keyframes, np.full(costs.shape[1], receive_cycles))
+            synaptic = np.ceil(plan.makespan)  # steals' copying is inside the loads
+            remap = np.ceil(plan.moved * receive_cycles / p)  # between frames, over all P ports at once
             overhead = pe.pipeline_cycles + pe.layer_setup_cycles
             cycles = synaptic + neuron + remap + overhead
             compute_cycles += cycles
-            busy_pe_cycles += costs.sum(1) + neuron * p + remap * p
+            busy_pe_cycles += plan.loads.sum(1) + neuron * p + remap * p
             pe_loads[g.name] = plan.loads
             all_loads.append(plan.loads)
             layers.append({"name": g.name, "units": kind, "unit_count": int(costs.shape[1]),
                            "mean_cycles": float(cycles.mean()), "synaptic_cycles": float(synaptic.mean()),
                            "neuron_cycles": float(neuron.mean()), "remap_cycles": float(remap.mean()),
-                           "balance_ratio": balance_ratio(plan.loads), "remaps": int(plan.remapped.sum())})
+                           "balance_ratio": balance_ratio(plan.loads), "remaps": int(plan.remapped.sum()),
+                           "steals": int(plan.steals.sum())})
 
         # memory: what does not fit in block RAM streams from DDR every frame
         weight_bits = sum(g.weights for g in geometry) * pe.weight_bits

@@ -2,9 +2,13 @@
 
 A scheduler receives the measured cost of every work unit in every frame, ``costs`` (frames, units),
 the number of PEs P, the trace's keyframe flags and optionally what moving each unit to another PE
-costs (``move_costs``, same units as ``costs``), and returns a ``Schedule``: the PE of every unit
-in every frame and the resulting PE loads (frames, P). A layer's synaptic phase ends when its most
-loaded PE ends, so its time is ``loads.max(1)``; the balance ratio is mean load ÷ max load.
+costs, ``move_costs`` (units,): the cycles one PE spends receiving the unit's weights and state over
+its own memory port. A remap between frames copies its moved units over all P ports at once, so it
+takes Σ move_costs[moved] / P; a unit stolen during a frame (``adaptive-kwbs``) costs its thief
+move_costs[u]. The scheduler returns a ``Schedule``: the PE of every unit in every frame and the PE
+loads (frames, P), each the cycle at which that PE finishes the layer's synaptic phase (steals'
+copying included). The phase ends when the last PE ends, so its time is ``loads.max(1)``; the balance
+ratio is mean load ÷ max load.
 
 Causality: a scheduler that profiles a frame can only use what it measured *after* running that
 frame, so a mapping computed from frame f takes effect at frame f + 1. Only the per-frame oracle
@@ -15,17 +19,20 @@ sees a frame's costs before running it.
 | static          | contiguous equal split of the unit index range (the baseline)                     |
 | round-robin     | unit u on PE u mod P                                                              |
 | kwbs            | on each keyframe (trace keyframes, else every K frames) LPT on its measured costs |
-| adaptive-kwbs   | kwbs, and also re-profile when a frame's makespan strays from its lower bound    |
+| adaptive-kwbs   | kwbs, also re-profiling when a frame's makespan strays from its lower bound;      |
+|                 | during a frame, a PE out of work steals a queued unit when that ends it sooner    |
 | oracle          | LPT on each frame's own costs (perfect knowledge)                                 |
 | ideal           | the preemptive lower bound max(Σ costs / P, max cost) (McNaughton 1959)           |
 
 LPT (longest processing time first, Graham 1969) sorts units by decreasing cost and gives each to
-the least loaded PE; its makespan is at most (4/3 − 1/(3P)) times the optimum.
+the least loaded PE; its makespan is at most (4/3 − 1/(3P)) times the optimum. Work stealing
+(Blumofe & Leiserson 1999) lets a PE that ran out of work take queued work from another at run time.
 """
 
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,10 +46,11 @@ class ScheduleError(InputError):
 
 @dataclass(frozen=True)
 class Schedule:
-    loads: np.ndarray  # (frames, P) cost carried by every PE
-    assignment: np.ndarray | None  # (frames, units) PE of every unit; None for the ideal bound
-    remapped: np.ndarray  # (frames,) bool: a new mapping took effect at this frame
-    moved: np.ndarray  # (frames,) int: units whose PE changed at this frame
+    loads: np.ndarray  # (frames, P) cycle at which every PE ends (its work plus steals' copying)
+    assignment: np.ndarray | None  # (frames, units) PE that ran every unit; None for the ideal bound
+    remapped: np.ndarray  # (frames,) bool: a new mapping took effect at the start of this frame
+    moved: np.ndarray  # (frames,) int: units a remap moved before this frame (copied between frames)
+    steals: np.ndarray  # (frames,) int: units stolen during this frame (their copying is inside loads)
 
     @property
     def makespan(self) -> np.ndarray:
@@ -92,6 +100,59 @@ def loads_of(assignment: np.ndarray, costs: np.ndarray, processors: int) -> np.n
                        ).reshape(frames, processors)
 
 
+def run_with_stealing(owner: np.ndarray, costs: np.ndarray, predicted: np.ndarray, steal_costs: np.ndarray,
+                      processors: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """One synaptic phase of one frame on P PEs that steal work from each other (event-driven).
+
+    PE p starts with a queue of the units it owns (``owner == p``), largest ``predicted`` cost first,
+    and runs them back to back; unit u takes ``costs[u]`` cycles. A PE whose queue is empty at cycle t
+    looks at what the others have left, as predicted: R_v = Σ predicted of v's queued units + what is
+    predicted to remain of the unit v runs, max(its predicted end − t, 0). From the PE with the largest
+    R_v that has a worthwhile unit, it steals the last queued unit with a positive prediction, u, and
+    runs it after receiving its weights and state (``steal_costs[u]`` cycles). Worthwhile means
+    R_v > steal_costs[u] + predicted[u]: the victim would otherwise end after the thief ends with u.
+    A PE that finds nothing worthwhile is done: R_v only shrinks and queue tails only grow, so nothing
+    becomes worthwhile later.
+
+    Returns (finish, ran_on, steals): (P,) cycle at which every PE ends, copying included, so
+    Σ finish = Σ costs + Σ steal_costs of the stolen units; (U,) PE that ran every unit; and the
+    number of stolen units."""
+    order = np.argsort(-predicted, kind="stable")
+    queued = [deque() for _ in range(processors)]  # units predicted to carry work, largest first
+    idle_tail = [deque() for _ in range(processors)]  # units predicted empty: never worth stealing
+    for unit in order:
+        (queued if predicted[unit] > 0 else idle_tail)[owner[unit]].append(unit)
+    queued_prediction = np.bincount(owner, weights=predicted, minlength=processors).astype(np.float64)
+    predicted_end = np.zeros(processors)  # predicted end of the unit each PE runs
+    ran_on = np.array(owner, dtype=np.int64, copy=True)
+    finish = np.zeros(processors)
+    steals = 0
+    events = [(0.0, pe) for pe in range(processors)]  # (cycle at which the PE is free, PE)
+    while events:
+        now, pe = heapq.heappop(events)
+        own = queued[pe] or idle_tail[pe]
+        if own:
+            unit = own.popleft()
+            queued_prediction[pe] -= predicted[unit]
+            predicted_end[pe] = now + predicted[unit]
+            heapq.heappush(events, (now + costs[unit], pe))
+            continue
+        left = queued_prediction + np.maximum(predicted_end - now, 0.0)  # (P,) R_v as the controller sees it
+        for victim in np.argsort(-left, kind="stable"):
+            if queued[victim] and left[victim] > steal_costs[queued[victim][-1]] + predicted[queued[victim][-1]]:
+                break
+        else:
+            finish[pe] = now
+            continue
+        unit = queued[victim].pop()
+        queued_prediction[victim] -= predicted[unit]
+        ran_on[unit] = pe
+        steals += 1
+        predicted_end[pe] = now + steal_costs[unit] + predicted[unit]
+        heapq.heappush(events, (now + steal_costs[unit] + costs[unit], pe))
+    return finish, ran_on, steals
+
+
 def balance_ratio(loads: np.ndarray) -> float:
     """Aggregate balance: Σ mean load ÷ Σ max load over frames (or layers and frames)."""
     loads = np.asarray(loads, dtype=np.float64)
@@ -102,7 +163,7 @@ def balance_ratio(loads: np.ndarray) -> float:
 def _schedule(assignment: np.ndarray, costs: np.ndarray, processors: int) -> Schedule:
     moved = np.zeros(costs.shape[0], dtype=np.int64)
     moved[1:] = (assignment[1:] != assignment[:-1]).sum(1)
-    return Schedule(loads_of(assignment, costs, processors), assignment, moved > 0, moved)
+    return Schedule(loads_of(assignment, costs, processors), assignment, moved > 0, moved, np.zeros_like(moved))
 
 
 def _check(costs: np.ndarray, processors: int) -> np.ndarray:
@@ -114,6 +175,17 @@ def _check(costs: np.ndarray, processors: int) -> np.ndarray:
     if (costs < 0).any():
         raise ScheduleError("work unit costs must be non-negative")
     return costs
+
+
+def _check_move_costs(move_costs: np.ndarray | None, units: int) -> np.ndarray:
+    """(units,) cycles to receive each unit; zeros when the caller gives none."""
+    if move_costs is None:
+        return np.zeros(units)
+    move_costs = np.asarray(move_costs, dtype=np.float64)
+    if move_costs.shape != (units,) or (move_costs < 0).any():
+        raise ScheduleError(f"move_costs must be {units} non-negative cycle counts (one per unit), not shape "
+                            f"{move_costs.shape}")
+    return move_costs
 
 
 # --- the registry -----------------------------------------------------------------------------------------
@@ -210,21 +282,32 @@ class KeyframeScheduler(Scheduler):
 
 @register_scheduler("adaptive-kwbs")
 class AdaptiveKeyframeScheduler(KeyframeScheduler):
-    """KWBS that also re-profiles after a frame whose measured makespan was far from what any mapping
-    could have reached on it: when lower bound ÷ makespan < ``threshold``, the bound being
-    max(Σ c / P, max c) of the frame's own measured costs.
+    """KWBS with two additions, one between frames and one during them.
 
-    Why the bound and not the plain balance ratio: when one unit outweighs the mean PE load, no mapping
+    Re-profiling: after a frame whose measured makespan was far from what any mapping could have
+    reached on it, when lower bound ÷ makespan < ``threshold`` (the bound being max(Σ c / P, max c) of
+    the frame's own measured costs), the frame's LPT mapping is used from the next frame on. Why the
+    bound and not the plain balance ratio: when one unit outweighs the mean PE load, no mapping
     balances the frame, and a rule on mean ÷ max would re-profile (and pay to move units) on every such
-    frame for nothing. Relative to the bound, it re-profiles only when the *mapping* has gone stale.
-    Given ``move_costs``, it also re-profiles only when the new mapping's gain on the measured frame
-    exceeds the cost of moving the units it reassigns."""
+    frame for nothing. Given ``move_costs``, it re-profiles only when the new mapping's gain on the
+    measured frame exceeds the remap's copying, Σ move_costs[moved] / P.
 
-    def __init__(self, every: int = 8, threshold: float = 0.9, follow_trace: bool = True):
+    Work stealing (``steal=True``): within a frame each PE runs its own units, largest predicted cost
+    first, and a PE that runs out takes a queued unit from the PE with the most predicted work left,
+    paying ``move_costs[u]`` to receive it (``run_with_stealing``). The prediction of a unit's cost is
+    its measured cost in the previous frame, the same per-unit counters the re-profiling rule reads;
+    the controller also knows which units have started and when, and the thief knows it is idle. It
+    does not know a frame's costs before running it. A stolen unit's state stays with its thief: the
+    unit belongs to the thief from the next frame on, until a remap moves it. Re-profiling is what
+    fixes a mapping that went stale between keyframes; stealing absorbs the frame-to-frame change of
+    the work that no mapping made from past frames can foresee."""
+
+    def __init__(self, every: int = 8, threshold: float = 0.9, follow_trace: bool = True, steal: bool = True):
         super().__init__(every, follow_trace)
         if not 0 < threshold <= 1:
             raise ScheduleError(f"balance threshold must be in (0, 1], not {threshold!r}")
         self.threshold = float(threshold)
+        self.steal = bool(steal)  # False: the re-profiling rule alone, each PE runs only its own units
 
     def _reprofile(self, costs_f, mapping, processors, move_costs):
         peak = np.bincount(mapping, weights=costs_f, minlength=processors).max()
@@ -236,7 +319,32 @@ class AdaptiveKeyframeScheduler(KeyframeScheduler):
         # worth it only if the gain the new mapping shows on this frame pays for moving the units
         candidate = lpt_assignment(costs_f, processors)
         gain = peak - np.bincount(candidate, weights=costs_f, minlength=processors).max()
-        return bool(gain > np.asarray(move_costs)[candidate != mapping].sum())
+        return bool(gain > np.asarray(move_costs)[candidate != mapping].sum() / processors)
+
+    def schedule(self, costs, processors, keyframes=None, move_costs=None):
+        if not self.steal:
+            return super().schedule(costs, processors, keyframes, move_costs)
+        costs = _check(costs, processors)
+        frames, units = costs.shape
+        steal_costs = _check_move_costs(move_costs, units)
+        profile = _keyframe_flags(frames, keyframes, self.every, self.follow_trace)
+        owner = static_assignment(units, processors)  # where each unit's weights and state are
+        predicted = np.zeros(units)  # nothing measured before frame 0
+        loads = np.zeros((frames, processors))
+        assignment = np.empty((frames, units), dtype=np.int64)
+        moved = np.zeros(frames, dtype=np.int64)
+        steals = np.zeros(frames, dtype=np.int64)
+        for f in range(frames):
+            loads[f], assignment[f], steals[f] = run_with_stealing(owner, costs[f], predicted, steal_costs,
+                                                                   processors)
+            owner = assignment[f]  # stolen units stay with their thieves
+            if profile[f] or self._reprofile(costs[f], owner, processors, move_costs):
+                mapping = lpt_assignment(costs[f], processors)  # measured now, used from frame f + 1
+                if f + 1 < frames:
+                    moved[f + 1] = (mapping != owner).sum()
+                owner = mapping
+            predicted = costs[f]
+        return Schedule(loads, assignment, moved > 0, moved, steals)
 
 
 @register_scheduler("oracle")
@@ -269,4 +377,4 @@ class IdealBound(Scheduler):
             loads[heavy, 0] = largest[heavy]
             loads[heavy, 1:] = rest[heavy, None]
         zeros = np.zeros(frames, dtype=np.int64)
-        return Schedule(loads, None, zeros.astype(bool), zeros)
+        return Schedule(loads, None, zeros.astype(bool), zeros, zeros)
