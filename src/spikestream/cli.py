@@ -159,6 +159,8 @@ def main_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-compile", action="store_true", help="skip the torch.compile row")
     bench.add_argument("--no-external", action="store_true", help="skip the snnTorch and SpikingJelly rows")
     bench.add_argument("--device", default="cpu", help="cpu or cuda (PyTorch and dense rows)")
+    bench.add_argument("--rounds", type=int, default=3,
+                       help="timed passes per row, rows taking turns; each row keeps its fastest (default 3)")
     bench.add_argument("--out", default="out/bench", help="output folder (report.json)")
 
     compile_ = commands.add_parser("compile", help="compile a model to verified Verilog for an FPGA (radix SNN "
@@ -338,7 +340,8 @@ def main_runner(args: argparse.Namespace) -> int:
 
         report = jobs.bench(args.out, BenchOptions(model=args.model, video=args.video, frames=args.frames,
                                                    threshold=args.threshold, compile=not args.no_compile,
-                                                   external_snns=not args.no_external, device=args.device))
+                                                   external_snns=not args.no_external, device=args.device,
+                                                   rounds=args.rounds))
         print(markdown_table(report["rows"]))
         print(f"report: {args.out}/report.json")
     elif args.command == "compile":

@@ -73,7 +73,7 @@ class LayerCounter:
         _connectivity_op(node, torch.ones_like(weight))(probe).sum().backward()
         self.fanout = probe.grad[0].detach().to(torch.float64)  # (*input_shape)
         self._arrivals = _connectivity_op(node, (weight != 0).to(weight.dtype))
-        self._fanout_by_pixel: np.ndarray | None = None  # (H·W, C_in or 1) int32, built on first sparse count
+        self._fanout_by_block: dict[tuple[int, int], np.ndarray] = {}  # see _fanout_rows
 
     def count(self, wire: Tensor, work: bool = True) -> LayerCount:
         """Counts for one step; ``wire``: (1, *input_shape) input events of this layer.
@@ -102,19 +102,22 @@ class LayerCounter:
         with a ``block`` (b_y, b_x), what every pixel of the block at ``positions[i]`` on the grid
         coarsened by it sends. The work arrays are left empty (count a dense wire when they are needed)."""
         input_channel_work = np.zeros(values.shape[1], np.int64)
-        events, synops = count_event_rows(positions.numpy(), values.numpy(), self.input_shape[2] // block[1], *block,
-                                          self._fanout_rows(), input_channel_work)
+        events, synops = count_event_rows(positions.numpy(), values.numpy(), block[0] * block[1],
+                                          self._fanout_rows(block), input_channel_work)
         return LayerCount(events, synops, _NO_WORK, torch.from_numpy(input_channel_work), _NO_WORK)
 
-    def _fanout_rows(self) -> np.ndarray:
-        """Fan-out as (H·W, C) rows, or (H·W, 1) when every channel has the same (a small table
-        that stays in cache while sparse rows are counted); built on first use."""
-        if self._fanout_by_pixel is None:
-            fanout = self.fanout.permute(1, 2, 0).reshape(-1, self.fanout.shape[0])
+    def _fanout_rows(self, block: tuple[int, int]) -> np.ndarray:
+        """Fan-out as rows over the grid coarsened by ``block``, each summed over its block's pixels:
+        (H·W / block, C), or (H·W / block, 1) when every channel has the same (a small table that
+        stays in cache while sparse rows are counted); built on first use per block."""
+        if block not in self._fanout_by_block:
+            channels, height, width = self.fanout.shape
+            fanout = self.fanout.reshape(channels, height // block[0], block[0], width // block[1], block[1])
+            fanout = fanout.sum((2, 4)).permute(1, 2, 0).reshape(-1, channels)
             if bool((fanout == fanout[:, :1]).all()):
                 fanout = fanout[:, :1]
-            self._fanout_by_pixel = np.ascontiguousarray(fanout.cpu().numpy().astype(np.int32))
-        return self._fanout_by_pixel
+            self._fanout_by_block[block] = np.ascontiguousarray(fanout.cpu().numpy().round().astype(np.int64))
+        return self._fanout_by_block[block]
 
     @property
     def tiles_shape(self) -> tuple[int, int]:

@@ -186,6 +186,12 @@ class SparseBackend:
         self._bilinear_across = {name: np.empty((run.sources[0].shape[1] * run.shape[2], run.shape[0]), np.float32)
                                  for name, run in self.runs.items() if name in self._bilinear}
         self._step_rules = dict(self._rules)
+        for name, run in self.runs.items():
+            consumers = self.graph.successors(name)
+            if run.node.kind == "Upsample" and consumers and all(
+                    consumer in self._sigma_deltas and self._sigma_deltas[consumer].layout == "blocks"
+                    for consumer in consumers):
+                self._step_rules[name] = _upsample_read_as_blocks
         for first, chain in self._chains.items():
             self._step_rules[first] = _chain
             for member in chain[1:]:
@@ -195,6 +201,13 @@ class SparseBackend:
         self.epoch = 0  # step counter for the kernels' stamps; never reset, so old marks never match
         self._input_value: Tensor | None = None
         self._gates: dict[str, Tensor] = {}
+        self.node_seconds: dict[str, float] | None = None  # per-node wall time, once profile() is called
+
+    def profile(self) -> dict[str, float]:
+        """Start timing every node's step (wall clock, summed over steps); returns the dict it fills.
+        Work done for a node by a fused chain is timed on the chain's first node."""
+        self.node_seconds = dict.fromkeys(self.runs, 0.0)
+        return self.node_seconds
 
     # --- preparation ----------------------------------------------------------------------------
     def _rule(self, run: _NodeRun):
@@ -287,8 +300,14 @@ class SparseBackend:
         self._gates = gates or {}
         self.epoch += 1
         values, wires = {}, {}
+        timing = self.node_seconds
         for name, run in self.runs.items():
-            self._step_rules[name](self, run)
+            if timing is None:
+                self._step_rules[name](self, run)
+            else:
+                start = time.perf_counter()
+                self._step_rules[name](self, run)
+                timing[name] += time.perf_counter() - start
             values[name] = run.value
             wires[name] = run.wire
         self._first_step = False
@@ -528,6 +547,16 @@ def _upsample(backend: SparseBackend, run: _NodeRun) -> None:
     count = kernels.upsample_nearest_rows(source.rows, source.dirty, source.shape[2], *run.node.scale_factor,
                                           run.rows, run.dirty_buffer)
     run.dirty, run.wire = run.dirty_buffer[:count], run.value
+
+
+def _upsample_read_as_blocks(backend: SparseBackend, run: _NodeRun) -> None:
+    """A nearest upsampling whose every consumer is a "blocks" sigma-delta node: those compare its
+    *source* pixels once per block, so after the first step (when they run densely from this map)
+    nothing reads it and it is not recomputed: its value in a StepResult is then that of the first
+    step after the last reset."""
+    if backend._first_step:
+        return backend._dense(run)
+    run.dirty = None
 
 
 def _bilinear(backend: SparseBackend, run: _NodeRun) -> None:
