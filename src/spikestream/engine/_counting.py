@@ -55,6 +55,7 @@ def _connectivity_op(node: ir.SynapticNode, weight: Tensor):
 
 
 _NO_WORK = torch.zeros(0, dtype=torch.int64)  # work arrays left empty by count_rows
+_NO_WORK_ROWS = _NO_WORK.numpy()  # count_event_rows: no per-input-channel work wanted
 
 
 class LayerCounter:
@@ -101,10 +102,9 @@ class LayerCounter:
         """Events and synops of a sparse wire: ``values[i]`` is what pixel ``positions[i]`` sends, or,
         with a ``block`` (b_y, b_x), what every pixel of the block at ``positions[i]`` on the grid
         coarsened by it sends. The work arrays are left empty (count a dense wire when they are needed)."""
-        input_channel_work = np.zeros(values.shape[1], np.int64)
         events, synops = count_event_rows(positions.numpy(), values.numpy(), block[0] * block[1],
-                                          self._fanout_rows(block), input_channel_work)
-        return LayerCount(events, synops, _NO_WORK, torch.from_numpy(input_channel_work), _NO_WORK)
+                                          self._fanout_rows(block), _NO_WORK_ROWS)
+        return LayerCount(events, synops, _NO_WORK, _NO_WORK, _NO_WORK)
 
     def _fanout_rows(self, block: tuple[int, int]) -> np.ndarray:
         """Fan-out as rows over the grid coarsened by ``block``, each summed over its block's pixels:

@@ -250,7 +250,9 @@ class SparseBackend:
 
     def _elementwise_chains(self) -> dict[str, list[_NodeRun]]:
         """Runs of Add → ReLU → SigmaDelta (two or three of them, in that order, each feeding only the
-        next) that one kernel call computes together; keyed by their first node."""
+        next) that one kernel call computes together; keyed by their first node. Only the last node's
+        value is kept up to date: the others feed nobody else, so after the first step their values in
+        a StepResult are those of the last step that ran them one by one (densely)."""
         stage = {"Add": 0, "ReLU": 1, "SigmaDelta": 2}
         chained = {_SPARSE_RULES["Add"], _relu}
         chains: dict[str, list[_NodeRun]] = {}
@@ -629,11 +631,11 @@ def _chain(backend: SparseBackend, run: _NodeRun) -> None:
     plan = backend._sigma_deltas.get(last.name)
     sigma_delta = outputs.get("SigmaDelta")
     count, nonzero = kernels.elementwise_rows(
-        tuple(s.rows for s in run.sources), positions,
-        outputs["Add"].rows if "Add" in outputs else _NO_ROWS, outputs["ReLU"].rows if "ReLU" in outputs else _NO_ROWS,
+        tuple(s.rows for s in run.sources), positions, "ReLU" in outputs,
+        last.rows if last.node.kind == "ReLU" else _NO_ROWS,
         sigma_delta.rows if sigma_delta else _NO_ROWS, plan.threshold if plan else _NO_ROWS,
         plan.event_positions if plan else last.dirty_buffer, plan.event_values if plan else _NO_ROWS)
-    for member in chain[:-1]:  # read by nobody but the next member; may have changed at these positions
+    for member in chain[:-1]:  # read by nobody but the next member, and not stored (see _elementwise_chains)
         member.dirty, member.wire = positions, member.value
     last.dirty = (plan.event_positions if plan else last.dirty_buffer)[:count]
     if plan:

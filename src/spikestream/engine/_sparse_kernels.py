@@ -10,7 +10,10 @@ grid: ``stamp[q] == epoch`` marks q as already listed this step, so nothing has 
 The arithmetic is the dense backend's, element by element, so results match it to float rounding
 (bit for bit where no sum is reordered).
 
-Inner loops avoid branching on data: which values of a row are zero, or cross θ, follows no
+Inner loops index 1-D views (``row = out[q]``, ``taps[tap:tap + C]``) with their own loop counter:
+numba wraps negative indices around, so an index it cannot prove non-negative (``tap + o``) costs a
+test per element and keeps LLVM from vectorising the loop (measured: a bilinear pass 10x slower).
+Inner loops also avoid branching on data: which values of a row are zero, or cross θ, follows no
 pattern, and a mispredicted branch per value cost more than the arithmetic it would skip (measured:
 a pointwise scatter spent 20 ns per event row of 8 values). They select with comparisons instead
 (adding a zero where nothing is sent, which leaves every value unchanged), or first gather a row's
@@ -183,8 +186,9 @@ def conv_scatter(event_positions, event_values, in_width, weight, row_targets, c
         for k in range(nonzero):
             c = sent[k]
             value = event_values[i, c]
+            weights = weight[c]
             for j in range(taps.shape[0]):
-                taps[j] += value * weight[c, j]
+                taps[j] += value * weights[j]
         y = event_positions[i] // in_width
         x = event_positions[i] % in_width
         for ty in range(taps_y):
@@ -201,8 +205,9 @@ def conv_scatter(event_positions, event_values, in_width, weight, row_targets, c
                     dirty[count] = q
                     count += 1
                 tap = (ty * taps_x + tx) * out_channels
+                target, products = out[q], taps[tap:tap + out_channels]
                 for o in range(out_channels):
-                    out[q, o] += taps[tap + o]
+                    target[o] += products[o]
     _ascending(stamp, epoch, count, dirty)
     return count
 
@@ -223,18 +228,19 @@ def pointwise_scatter(event_positions, event_values, weight, out):
 
 
 @_kernel
-def elementwise_rows(sources, positions, add_out, relu_out, reconstruction, threshold, dirty, event_values):
-    """A chain Add → ReLU → SigmaDelta (any two or three of them, in that order) in one pass over
-    the rows at ``positions``; a stage is absent when its output array is empty (0 rows).
+def elementwise_rows(sources, positions, rectify, relu_out, reconstruction, threshold, dirty, event_values):
+    """A chain Add → ReLU → SigmaDelta (any two or three of them, in that order) in one pass over the
+    rows at ``positions``.
 
-    v = Σ sources (Add; a single source passes through); v = max(v, 0) (ReLU); send-on-delta of v
-    against ``reconstruction`` with θ rows (1 or P, C) (SigmaDelta). Every present stage's rows are
-    written. Lists in ``dirty`` the event rows (with their values in ``event_values``) when the chain
-    ends in a SigmaDelta, else the rows whose ReLU output changed; returns that count and the number
-    of non-zero event values.
+    v = Σ sources (Add; a single source passes through); v = max(v, 0) when ``rectify`` (ReLU);
+    send-on-delta of v against ``reconstruction`` with θ rows (1 or P, C) when that is not empty
+    (SigmaDelta). Only the chain's last stage is stored: the others are read by nobody but the
+    next stage, and storing them cost a third of the kernel's memory traffic. ``relu_out`` (empty
+    unless the chain ends in ReLU) receives v. Lists in ``dirty`` the event rows (with their values in
+    ``event_values``) when the chain ends in a SigmaDelta, else the rows whose ReLU output changed;
+    returns that count and the number of non-zero event values.
     """
-    adds = add_out.shape[0] > 0
-    relus = relu_out.shape[0] > 0
+    stores = relu_out.shape[0] > 0
     sends = reconstruction.shape[0] > 0
     per_pixel = threshold.shape[0] > 1
     count = 0
@@ -247,11 +253,10 @@ def elementwise_rows(sources, positions, add_out, relu_out, reconstruction, thre
             value = sources[0][p, c]
             for k in range(1, len(sources)):
                 value = value + sources[k][p, c]
-            if adds:
-                add_out[p, c] = value
-            if relus:
+            if rectify:
                 value = max(value, np.float32(0.0))
-                marked |= not sends and value != relu_out[p, c]
+            if stores:
+                marked |= value != relu_out[p, c]
                 relu_out[p, c] = value
             if sends:
                 delta = value - reconstruction[p, c]
@@ -399,19 +404,30 @@ def bilinear_all(source, in_width, row_taps, row_weights, column_taps, column_we
     along rows into ``across`` (H_in·W_out, C), then along columns over whole contiguous output rows.
     The same products and sums as ``bilinear_rows``, in the same order."""
     out_width = column_taps.shape[0]
-    for y in range(source.shape[0] // in_width):
+    channels = out.shape[1]
+    flat_source = source.reshape(-1)
+    for y in range(source.shape[0] // in_width):  # a gather: computed indices are unavoidable here
+        row_in = flat_source[y * in_width * channels:(y + 1) * in_width * channels]
+        row_across = across[y * out_width:(y + 1) * out_width].reshape(-1)
+        if channels == 1:  # a logit map (a segmentation head): no channel loop around a one-element body
+            for ox in range(out_width):
+                row_across[ox] = column_weights[ox, 0] * row_in[column_taps[ox, 0]] \
+                    + column_weights[ox, 1] * row_in[column_taps[ox, 1]]
+            continue
         for ox in range(out_width):
-            left, right = y * in_width + column_taps[ox, 0], y * in_width + column_taps[ox, 1]
+            first, second = column_taps[ox, 0] * channels, column_taps[ox, 1] * channels
             w0, w1 = column_weights[ox, 0], column_weights[ox, 1]
-            for c in range(out.shape[1]):
-                across[y * out_width + ox, c] = w0 * source[left, c] + w1 * source[right, c]
-    row = out_width * out.shape[1]
+            for c in range(channels):
+                row_across[ox * channels + c] = w0 * row_in[first + c] + w1 * row_in[second + c]
+    row = out_width * channels
     flat_across, flat_out = across.reshape(-1), out.reshape(-1)
     for oy in range(row_taps.shape[0]):
         top, bottom = row_taps[oy, 0] * row, row_taps[oy, 1] * row
         h0, h1 = row_weights[oy, 0], row_weights[oy, 1]
+        upper, lower = flat_across[top:top + row], flat_across[bottom:bottom + row]
+        target = flat_out[oy * row:(oy + 1) * row]
         for j in range(row):
-            flat_out[oy * row + j] = h0 * flat_across[top + j] + h1 * flat_across[bottom + j]
+            target[j] = h0 * upper[j] + h1 * lower[j]
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -460,12 +476,22 @@ def pool_rows(source, positions, in_width, kernel_y, kernel_x, mode, out, out_he
 @_kernel
 def count_event_rows(positions, values, block_pixels, fanout, input_channel_work):
     """Events (non-zero values) and synops (Σ fan-out of each event) of a sparse wire; adds each
-    input channel's synops to ``input_channel_work`` (C,) int64. A row at ``positions[i]`` stands for
-    ``block_pixels`` pixels that all send ``values[i]``; fanout (rows' grid, C) int64 holds the summed
-    fan-out of those pixels per channel, or (rows' grid, 1) when it is the same for every channel."""
+    input channel's synops to ``input_channel_work`` (C,) int64, unless it is empty (not wanted). A
+    row at ``positions[i]`` stands for ``block_pixels`` pixels that all send ``values[i]``; fanout
+    (rows' grid, C) int64 holds the summed fan-out of those pixels per channel, or (rows' grid, 1)
+    when it is the same for every channel."""
     events = 0
     synops = 0
     per_channel = fanout.shape[1] > 1
+    if not per_channel and input_channel_work.shape[0] == 0:  # count a row's values, then multiply once
+        for i in range(positions.shape[0]):
+            row = values[i]
+            sent = 0
+            for c in range(row.shape[0]):
+                sent += row[c] != 0
+            events += sent
+            synops += sent * fanout[positions[i], 0]
+        return events * block_pixels, synops
     for i in range(positions.shape[0]):
         p = positions[i]
         for c in range(values.shape[1]):
