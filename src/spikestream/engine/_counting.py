@@ -116,7 +116,7 @@ class LayerCounter:
             fanout = fanout.sum((2, 4)).permute(1, 2, 0).reshape(-1, channels)
             if bool((fanout == fanout[:, :1]).all()):
                 fanout = fanout[:, :1]
-            self._fanout_by_block[block] = np.ascontiguousarray(fanout.cpu().numpy().round().astype(np.int64))
+            self._fanout_by_block[block] = np.ascontiguousarray(fanout.cpu().numpy().round().astype(np.int32))
         return self._fanout_by_block[block]
 
     @property

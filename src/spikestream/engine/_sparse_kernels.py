@@ -478,7 +478,7 @@ def count_event_rows(positions, values, block_pixels, fanout, input_channel_work
     """Events (non-zero values) and synops (Σ fan-out of each event) of a sparse wire; adds each
     input channel's synops to ``input_channel_work`` (C,) int64, unless it is empty (not wanted). A
     row at ``positions[i]`` stands for ``block_pixels`` pixels that all send ``values[i]``; fanout
-    (rows' grid, C) int64 holds the summed fan-out of those pixels per channel, or (rows' grid, 1)
+    (rows' grid, C) int32 holds the summed fan-out of those pixels per channel, or (rows' grid, 1)
     when it is the same for every channel."""
     events = 0
     synops = 0
