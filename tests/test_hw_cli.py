@@ -99,3 +99,22 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys, saved_trace):
                 "unknown target 'gpu'")
     _user_error(capsys, ["simulate", "--trace", str(saved_trace), "--device", "XC7Z020", "--pes", "5000",
                          "--out", str(tmp_path / "o")], "do not fit the XC7Z020")
+
+
+
+def test_no_steal_reaches_the_scheduler(tmp_path, saved_trace, monkeypatch):
+    """--no-steal turns adaptive KWBS's run-time stealing off, and only that; without it the default rule runs."""
+    import spikestream.hw._options as options_module
+
+    passed = []
+    real_simulate = options_module.simulate
+
+    def recording_simulate(trace, target, schedule, schedule_options, **target_options):
+        passed.append(dict(schedule_options))
+        return real_simulate(trace, target, schedule, schedule_options, **target_options)
+
+    monkeypatch.setattr(options_module, "simulate", recording_simulate)
+    for flags in ([], ["--no-steal"], ["--no-steal", "--balance-threshold", "0.8"]):
+        assert main(["--quiet", "simulate", "--trace", str(saved_trace), "--target", "fpga", "--schedule",
+                     "adaptive-kwbs", "--pes", "4", *flags, "--out", str(tmp_path / str(len(passed)))]) == 0
+    assert passed == [{}, {"steal": False}, {"steal": False, "threshold": 0.8}]

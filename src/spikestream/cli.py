@@ -80,6 +80,8 @@ def _add_hardware_options(parser: argparse.ArgumentParser, target: str | None) -
     group.add_argument("--balance-threshold", type=float, default=None,
                        help="adaptive KWBS re-profiles when a frame's lower bound / makespan falls below this "
                             "(default 0.9)")
+    group.add_argument("--no-steal", dest="steal", action="store_false",
+                       help="adaptive KWBS without run-time work stealing (the re-profiling rule alone)")
     group.add_argument("--neuron-update", default="touched",
                        help="FPGA neuron updates: touched (event-driven, default) or all (dense pass)")
     group.add_argument("--chip", default="loihi2", help="neuromorphic chip: loihi or loihi2 (default)")
@@ -104,7 +106,8 @@ def _hardware_options(args):
         return None
     return HardwareOptions(target=args.target, schedule=args.schedule, device=args.device,
                            processing_elements=args.pes, units=args.units, profile_every=args.profile_every,
-                           balance_threshold=args.balance_threshold, neuron_update=args.neuron_update,
+                           balance_threshold=args.balance_threshold, steal=args.steal,
+                           neuron_update=args.neuron_update,
                            chip=args.chip, chips=args.chips, sensor=args.sensor, adc_bits=args.adc_bits,
                            link_format=args.link_format)
 

@@ -20,6 +20,7 @@ class HardwareOptions:
     units: str = "auto"  # work units per PE: auto, channel, input_channel or tile
     profile_every: int | None = None  # KWBS profiling interval when the trace marks no keyframes
     balance_threshold: float | None = None  # adaptive KWBS: re-profile when bound / makespan falls below this
+    steal: bool = True  # adaptive KWBS: idle PEs take queued units from the busiest at run time
     neuron_update: str = "touched"  # FPGA neuron updates: "touched" (event-driven) or "all" (dense pass)
     chip: str = "loihi2"  # neuromorphic chip preset
     chips: int = 1
@@ -38,9 +39,12 @@ class HardwareOptions:
         return {}
 
     def schedule_options(self) -> dict:
-        if self.schedule == "adaptive-kwbs" and self.balance_threshold is not None:
-            return {"threshold": self.balance_threshold}
-        return {}
+        if self.schedule != "adaptive-kwbs":
+            return {}
+        options = {} if self.steal else {"steal": False}
+        if self.balance_threshold is not None:
+            options["threshold"] = self.balance_threshold
+        return options
 
 
 def run_hardware(trace, options: HardwareOptions) -> tuple[HardwareResult, dict, dict]:
