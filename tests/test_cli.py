@@ -8,20 +8,12 @@ import nir
 import numpy as np
 import pytest
 
+from _cli_errors import user_error
 from spikestream import ir
 from spikestream.cli import main
 from spikestream.frontend import save_nir
 
 REPORT_KEYS = {"command", "version", "input", "model", "encoding", "frames", "wall_s", "fps", "layers", "totals"}
-
-
-def _user_error(capsys, argv, pattern):
-    assert main(["--quiet", *argv]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert pattern in err[0], err[0]
-    assert "Traceback" not in err[0]
-    return err[0]
 
 
 @pytest.fixture()
@@ -83,13 +75,13 @@ def test_info_lists_devices_and_data(capsys):
 
 
 def test_missing_video(tmp_path, capsys, spiking_nir):
-    _user_error(capsys, ["run", str(tmp_path / "nope.avi"), "--model", str(spiking_nir), "--out", str(tmp_path)],
-                "nope.avi")
+    user_error(capsys, ["run", str(tmp_path / "nope.avi"), "--model", str(spiking_nir), "--out", str(tmp_path)],
+               "nope.avi")
 
 
 def test_missing_model(tmp_path, capsys):
     np.save(tmp_path / "clip.npy", np.zeros((2, 16, 16), np.uint8))
-    _user_error(capsys, ["run", str(tmp_path / "clip.npy"), "--model", str(tmp_path / "gone.nir"), "--out",
+    user_error(capsys, ["run", str(tmp_path / "clip.npy"), "--model", str(tmp_path / "gone.nir"), "--out",
                          str(tmp_path)], "no such file")
 
 
@@ -97,8 +89,8 @@ def test_corrupt_nir(tmp_path, capsys, spiking_nir):
     broken = tmp_path / "broken.nir"
     broken.write_bytes(spiking_nir.read_bytes()[:300])
     np.save(tmp_path / "clip.npy", np.zeros((2, 16, 16), np.uint8))
-    _user_error(capsys, ["run", str(tmp_path / "clip.npy"), "--model", str(broken), "--out", str(tmp_path)],
-                "cannot read NIR file")
+    user_error(capsys, ["run", str(tmp_path / "clip.npy"), "--model", str(broken), "--out", str(tmp_path)],
+               "cannot read NIR file")
 
 
 def test_unsupported_layer(tmp_path, capsys):
@@ -110,15 +102,15 @@ def test_unsupported_layer(tmp_path, capsys):
     path = tmp_path / "delay.nir"
     nir.write(path, graph)
     np.save(tmp_path / "clip.npy", np.zeros((2, 4), np.float32))
-    line = _user_error(capsys, ["run", str(tmp_path / "clip.npy"), "--model", str(path), "--out", str(tmp_path)],
-                       "Delay")
+    line = user_error(capsys, ["run", str(tmp_path / "clip.npy"), "--model", str(path), "--out", str(tmp_path)],
+                      "Delay")
     assert "supported" in line
 
 
 def test_frame_of_the_wrong_shape(tmp_path, capsys, spiking_nir):
     np.save(tmp_path / "clip.npy", np.zeros((3, 20, 20), np.uint8))
-    _user_error(capsys, ["run", str(tmp_path / "clip.npy"), "--model", str(spiking_nir), "--out", str(tmp_path)],
-                "does not fit the model input (1, 16, 16)")
+    user_error(capsys, ["run", str(tmp_path / "clip.npy"), "--model", str(spiking_nir), "--out", str(tmp_path)],
+               "does not fit the model input (1, 16, 16)")
 
 
 @pytest.mark.parametrize("argv, pattern", [
@@ -129,7 +121,7 @@ def test_frame_of_the_wrong_shape(tmp_path, capsys, spiking_nir):
 ])
 def test_bad_options(tmp_path, capsys, spiking_nir, argv, pattern):
     np.save(tmp_path / "clip.npy", np.zeros((2, 16, 16), np.uint8))
-    _user_error(capsys, ["run", str(tmp_path / "clip.npy"), "--model", str(spiking_nir), "--out", str(tmp_path),
+    user_error(capsys, ["run", str(tmp_path / "clip.npy"), "--model", str(spiking_nir), "--out", str(tmp_path),
                          *argv], pattern)
 
 

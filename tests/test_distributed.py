@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _cli_errors import user_error
 from spikestream.cli import main
 from spikestream.data import moving_objects_clip
 from spikestream.distributed import (
@@ -51,14 +52,6 @@ def scheduler():
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0") as cluster:
         yield cluster.scheduler_address
-
-
-def _user_error(capsys, argv, pattern):
-    assert main(["--quiet", *argv]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert pattern in err[0], err[0]
-    return err[0]
 
 
 def _clip(path, seed=0, frames=3):
@@ -250,24 +243,24 @@ def test_example_sweep_files_are_valid(tmp_path):
 def test_bad_sweep_files_are_one_clear_line(tmp_path, capsys, text, pattern):
     sweep = tmp_path / "bad.toml"
     sweep.write_text(text)
-    _user_error(capsys, ["sweep", str(sweep), "--out", str(tmp_path / "out")], pattern)
+    user_error(capsys, ["sweep", str(sweep), "--out", str(tmp_path / "out")], pattern)
     with pytest.raises(InputError):
         load_sweep(sweep)
     assert not (tmp_path / "out" / "cells").exists()
 
 
 def test_sweep_and_batch_user_errors(tmp_path, capsys):
-    _user_error(capsys, ["sweep", str(tmp_path / "none.toml")], "no such file")
+    user_error(capsys, ["sweep", str(tmp_path / "none.toml")], "no such file")
     sweep = tmp_path / "s.toml"
     sweep.write_text('[grid]\nmodel = ["tiny-seg"]\nvideo = ["synthetic"]\n')
-    _user_error(capsys, ["sweep", str(sweep), "--workers", "0", "--out", str(tmp_path / "o")], "--workers")
-    _user_error(capsys, ["sweep", str(sweep), "--scheduler", "nonsense://x", "--out", str(tmp_path / "o")],
-                "cannot reach the Dask scheduler at 'nonsense://x'")
-    _user_error(capsys, ["run", str(tmp_path / "*.avi"), "--model", "tiny-seg", "--out", str(tmp_path / "o")],
-                "no files match")
+    user_error(capsys, ["sweep", str(sweep), "--workers", "0", "--out", str(tmp_path / "o")], "--workers")
+    user_error(capsys, ["sweep", str(sweep), "--scheduler", "nonsense://x", "--out", str(tmp_path / "o")],
+               "cannot reach the Dask scheduler at 'nonsense://x'")
+    user_error(capsys, ["run", str(tmp_path / "*.avi"), "--model", "tiny-seg", "--out", str(tmp_path / "o")],
+               "no files match")
     (tmp_path / "empty").mkdir()
-    _user_error(capsys, ["run", str(tmp_path / "empty"), "--model", "tiny-seg", "--out", str(tmp_path / "o")],
-                "no videos in folder")
+    user_error(capsys, ["run", str(tmp_path / "empty"), "--model", "tiny-seg", "--out", str(tmp_path / "o")],
+               "no videos in folder")
 
 
 def test_batch_detection_and_expansion(tmp_path):

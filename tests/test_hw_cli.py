@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from _cli_errors import user_error
 from spikestream import ir
 from spikestream.cli import main
 from spikestream.engine import Stream, Trace
@@ -33,14 +34,6 @@ def saved_trace(tmp_path_factory):
         stream.process(frame)
     attach_geometry(stream.trace, graph)
     return stream.trace.save(tmp_path_factory.mktemp("trace") / "trace.npz")
-
-
-def _user_error(capsys, argv, pattern):
-    assert main(["--quiet", *argv]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert pattern in err[0], err[0]
-    return err[0]
 
 
 def test_simulate_fpga_writes_hardware_keys_and_plots(tmp_path, capsys, saved_trace):
@@ -90,16 +83,15 @@ def test_run_with_a_target(tmp_path, capsys):
 def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys, saved_trace):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip file")
-    _user_error(capsys, ["simulate", "--trace", str(bad), "--out", str(tmp_path / "o")], "cannot read trace")
-    _user_error(capsys, ["simulate", "--trace", str(tmp_path / "none.npz"), "--out", str(tmp_path / "o")],
-                "no such file")
-    _user_error(capsys, ["simulate", "--trace", str(saved_trace), "--schedule", "fifo", "--out", str(tmp_path / "o")],
-                "unknown schedule 'fifo'")
-    _user_error(capsys, ["simulate", "--trace", str(saved_trace), "--target", "gpu", "--out", str(tmp_path / "o")],
-                "unknown target 'gpu'")
-    _user_error(capsys, ["simulate", "--trace", str(saved_trace), "--device", "XC7Z020", "--pes", "5000",
+    user_error(capsys, ["simulate", "--trace", str(bad), "--out", str(tmp_path / "o")], "cannot read trace")
+    user_error(capsys, ["simulate", "--trace", str(tmp_path / "none.npz"), "--out", str(tmp_path / "o")],
+               "no such file")
+    user_error(capsys, ["simulate", "--trace", str(saved_trace), "--schedule", "fifo", "--out", str(tmp_path / "o")],
+               "unknown schedule 'fifo'")
+    user_error(capsys, ["simulate", "--trace", str(saved_trace), "--target", "gpu", "--out", str(tmp_path / "o")],
+               "unknown target 'gpu'")
+    user_error(capsys, ["simulate", "--trace", str(saved_trace), "--device", "XC7Z020", "--pes", "5000",
                          "--out", str(tmp_path / "o")], "do not fit the XC7Z020")
-
 
 
 def test_no_steal_reaches_the_scheduler(tmp_path, saved_trace, monkeypatch):

@@ -236,9 +236,9 @@ def run_bench(options: BenchOptions = BenchOptions()) -> dict:
         notes["pytorch-compile-ann"] = f"torch.compile (inductor), compile time {compile_s:.1f} s excluded"
     graph = to_sigma_delta(from_torch(module.cpu(), entry.input_shape), threshold=options.threshold)
     module.to(device)
-    streams = {}
+    streams = {}  # by row name
     for name, backend in (("spikestream-dense-sd", "dense"), ("spikestream-sparse-sd", "sparse")):
-        passes[name], streams[backend] = _stream_pass(name, graph, frames, backend, options.device)
+        passes[name], streams[name] = _stream_pass(name, graph, frames, backend, options.device)
     if options.external_snns:
         snn_passes, snn_notes = _snn_passes(module.cpu(), tensors[:options.snn_frames], options.snn_steps)
         passes.update(snn_passes)
@@ -256,16 +256,15 @@ def run_bench(options: BenchOptions = BenchOptions()) -> dict:
                   max_abs_diff=float(np.abs(outputs - reference[:count]).max()))
         if name.startswith("pytorch"):
             row.synops_over_dense_macs = 1.0
-        else:
-            stream = streams.get("dense" if "dense" in name else "sparse") if name.startswith("spikestream") else None
-            row.synops_over_dense_macs = stream.trace.totals()["activity"] if stream is not None else None
+        elif name in streams:
+            row.synops_over_dense_macs = streams[name].trace.totals()["activity"]
         rows.append(row)
     eager_fps = rows[0].fps
     for row in rows:
         row.speedup_vs_eager = row.fps / eager_fps if np.isfinite(row.fps) else None
         if row.synops_over_dense_macs and row.name.startswith("spikestream") and row.speedup_vs_eager:
             row.efficiency = row.speedup_vs_eager * row.synops_over_dense_macs  # achieved ÷ (MACs / synops)
-    sparse_stream = streams["sparse"]
+    sparse_stream = streams["spikestream-sparse-sd"]
     return {
         "command": "bench",
         "version": __version__,

@@ -29,6 +29,16 @@ _kernel = njit(cache=True, nogil=True)
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _mark(stamp, epoch, q, dirty, count):
+    """List position q in ``dirty`` unless it is already marked this ``epoch``; returns the new count."""
+    if stamp[q] != epoch:
+        stamp[q] = epoch
+        dirty[count] = q
+        count += 1
+    return count
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _ascending(stamp, epoch, count, dirty):
     """Put the ``count`` positions marked ``epoch`` in ``dirty`` in ascending order, in place.
 
@@ -200,10 +210,7 @@ def conv_scatter(event_positions, event_values, in_width, weight, row_targets, c
                 if ox < 0:
                     continue
                 q = oy * out_width + ox
-                if stamp[q] != epoch:
-                    stamp[q] = epoch
-                    dirty[count] = q
-                    count += 1
+                count = _mark(stamp, epoch, q, dirty, count)
                 tap = (ty * taps_x + tx) * out_channels
                 target, products = out[q], taps[tap:tap + out_channels]
                 for o in range(out_channels):
@@ -295,10 +302,7 @@ def union_positions(position_sets, stamp, epoch, union):
     for positions in position_sets:
         for i in range(positions.shape[0]):
             p = positions[i]
-            if stamp[p] != epoch:
-                stamp[p] = epoch
-                union[count] = p
-                count += 1
+            count = _mark(stamp, epoch, p, union, count)
     _ascending(stamp, epoch, count, union)
     return count
 
@@ -387,10 +391,7 @@ def bilinear_rows(source, positions, in_width, row_taps, row_weights, column_tap
         for oy in range(row_reach[y, 0], row_reach[y, 1]):
             for ox in range(column_reach[x, 0], column_reach[x, 1]):
                 q = oy * out_width + ox
-                if stamp[q] != epoch:
-                    stamp[q] = epoch
-                    dirty[count] = q
-                    count += 1
+                count = _mark(stamp, epoch, q, dirty, count)
     _ascending(stamp, epoch, count, dirty)
     for i in range(count):
         _bilinear_pixel(source, in_width, row_taps, row_weights, column_taps, column_weights, out,
@@ -452,10 +453,7 @@ def pool_rows(source, positions, in_width, kernel_y, kernel_x, mode, out, out_he
         ox = positions[i] % in_width // kernel_x
         if oy < out_height and ox < out_width:
             q = oy * out_width + ox
-            if stamp[q] != epoch:
-                stamp[q] = epoch
-                dirty[count] = q
-                count += 1
+            count = _mark(stamp, epoch, q, dirty, count)
     _ascending(stamp, epoch, count, dirty)
     window = kernel_y * kernel_x
     for i in range(count):

@@ -32,6 +32,7 @@ the least loaded PE; its makespan is at most (4/3 − 1/(3P)) times the optimum.
 from __future__ import annotations
 
 import heapq
+from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass
 
@@ -191,14 +192,15 @@ def _check_move_costs(move_costs: np.ndarray | None, units: int) -> np.ndarray:
 # --- the registry -----------------------------------------------------------------------------------------
 
 
-class Scheduler:
+class Scheduler(ABC):
     """Base class: ``schedule(costs (frames, units), processors, keyframes (frames,)) -> Schedule``."""
 
     name = "scheduler"
 
+    @abstractmethod
     def schedule(self, costs: np.ndarray, processors: int, keyframes: np.ndarray | None = None,
                  move_costs: np.ndarray | None = None) -> Schedule:
-        raise NotImplementedError
+        """The PE of every unit in every frame, and the resulting loads."""
 
 
 SCHEDULERS: dict[str, type[Scheduler]] = {}

@@ -7,6 +7,7 @@ for PE arrays, the balance ratio.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,14 +48,15 @@ class HardwareResult:
                 "energy_breakdown_j_per_frame": self.energy_breakdown, **self.details}
 
 
-class Target:
+class Target(ABC):
     """Base class: ``simulate(trace, schedule) -> HardwareResult``; options go to the constructor."""
 
     name = "target"
     uses_schedule = False
 
+    @abstractmethod
     def simulate(self, trace, schedule: str | None = None, **schedule_options) -> HardwareResult:
-        raise NotImplementedError
+        """The trace run on this target under ``schedule`` (ignored by targets without a PE array)."""
 
 
 TARGETS: dict[str, type[Target]] = {}

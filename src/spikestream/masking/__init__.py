@@ -43,6 +43,7 @@ from spikestream.masking._report import (
 from spikestream.masking._sources import (
     MGNetMask,
     PreviousDetectionsMask,
+    RankedSource,
     RegionSource,
     StaticMask,
     UnionMask,
@@ -61,6 +62,7 @@ __all__ = [
     "MaskContext",
     "MaskError",
     "PreviousDetectionsMask",
+    "RankedSource",
     "RegionGrid",
     "RegionMasking",
     "RegionSource",

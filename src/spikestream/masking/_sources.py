@@ -9,6 +9,7 @@ this frame, ``count`` of them. ``observe(output)`` shows it the network's output
 from __future__ import annotations
 
 import functools
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 
 import cv2
@@ -69,8 +70,8 @@ def training_heatmap(height: int = 64, width: int = 64, clips: int = TRAINING_CL
     return heat / heat.sum()
 
 
-class RegionSource:
-    """Base of every mask source: top-``count`` regions by ``region_scores``."""
+class RegionSource(ABC):
+    """Base of every mask source: ``select`` the regions that pass this frame."""
 
     name = "source"
     graph = None  # the mask generator's graph (MGNet), if the source runs a network
@@ -79,20 +80,29 @@ class RegionSource:
     def __init__(self, grid: RegionGrid):
         self.grid = grid
 
+    @abstractmethod
+    def select(self, frame_index: int, frame: Tensor, count: int) -> np.ndarray:
+        """(grid rows, grid columns) bool: the ``count`` regions that pass this frame."""
+
+    def observe(self, output: np.ndarray) -> None:  # noqa: B027 - an optional hook, a no-op for most sources
+        """The network's output of the frame just run (ignored unless the source needs it)."""
+
+    def reset(self) -> None:  # noqa: B027 - an optional hook, a no-op for stateless sources
+        """A new clip starts: forget what was seen."""
+
+
+class RankedSource(RegionSource):
+    """A mask source that ranks every region: the top ``count`` by ``region_scores`` pass."""
+
+    @abstractmethod
     def region_scores(self, frame_index: int, frame: Tensor) -> np.ndarray:
-        raise NotImplementedError
+        """(regions,) score of every region for this frame; higher passes first."""
 
     def select(self, frame_index: int, frame: Tensor, count: int) -> np.ndarray:
         return self.grid.top(self.region_scores(frame_index, frame), count)
 
-    def observe(self, output: np.ndarray) -> None:
-        """The network's output of the frame just run (ignored unless the source needs it)."""
 
-    def reset(self) -> None:
-        """A new clip starts: forget what was seen."""
-
-
-class StaticMask(RegionSource):
+class StaticMask(RankedSource):
     """The same regions every frame: those holding most of the training-set heatmap's mass
     (the heatmap summed over each region)."""
 
@@ -110,7 +120,7 @@ class StaticMask(RegionSource):
 # --- the dynamic masks -------------------------------------------------------------------------------
 
 
-class MGNetMask(RegionSource):
+class MGNetMask(RankedSource):
     """MGNet's scores of the current frame: a region's score is the highest probability of the MGNet cells
     overlapping it, held for ``hold`` more frames (max over the last hold + 1 frames), so that a region an
     object has just left is refreshed once and keeps no ghost of it.
@@ -160,7 +170,7 @@ class MGNetMask(RegionSource):
         self.stream.reset()
 
 
-class PreviousDetectionsMask(RegionSource):
+class PreviousDetectionsMask(RankedSource):
     """Regions under the previous frame's detections: each box (score ≥ ``min_score``) paints its score
     onto its pixels, the map is blurred (Gaussian, σ = ``spread`` px, so that regions next to a box rank
     next) and a region scores the highest value over its pixels. Frame 0 of a clip has no detections and
@@ -203,7 +213,7 @@ class UnionMask(RegionSource):
 
     name = "union"
 
-    def __init__(self, parts: Sequence[tuple[RegionSource, float]]):
+    def __init__(self, parts: Sequence[tuple[RankedSource, float]]):
         if not parts:
             raise MaskError("a union mask needs at least one source")
         grid = parts[0][0].grid
