@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from spikestream._progress import status
-from spikestream.bench import BenchOptions, load_model_frames, markdown_table, run_bench
+from spikestream.bench import PIPELINED_ROW, BenchOptions, load_model_frames, markdown_table, run_bench
 from spikestream.engine import Stream
 from spikestream.frontend import from_torch
 from spikestream.passes import to_sigma_delta
@@ -56,6 +56,8 @@ def segmentation_agreement(result: dict) -> dict:
                                                                 rtol=ALLCLOSE_RTOL).mean())
     agreement["sparse_dense_max_abs_diff"] = float(np.abs(sparse - dense).max())
     agreement["sparse_dense_mean_abs_diff"] = float(np.abs(sparse - dense).mean())
+    if PIPELINED_ROW in outputs:  # two frames in flight must not change a single bit
+        agreement["pipelined_identical_to_sparse"] = bool(np.array_equal(outputs[PIPELINED_ROW], sparse))
     return agreement
 
 
@@ -119,6 +121,13 @@ def summary(result: dict) -> dict:
            "synops_over_dense_macs": sparse["synops_over_dense_macs"], "efficiency": sparse["efficiency"]}
     if "pytorch-compile-ann" in rows:
         out["sparse_over_compiled"] = sparse["fps"] / rows["pytorch-compile-ann"]["fps"]
+    if PIPELINED_ROW in rows:
+        pipelined = rows[PIPELINED_ROW]
+        out["pipelined_over_eager"] = pipelined["fps"] / rows["pytorch-eager-ann"]["fps"]
+        out["pipelined_over_sparse"] = pipelined["fps"] / sparse["fps"]
+        out["pipelined_efficiency"] = pipelined["efficiency"]
+        if "pytorch-compile-ann" in rows:
+            out["pipelined_over_compiled"] = pipelined["fps"] / rows["pytorch-compile-ann"]["fps"]
     teacher = result["iou_vs_teacher"]
     if teacher:
         out["iou_points_sparse_minus_ann"] = 100 * (teacher["spikestream-sparse-sd"] - teacher["pytorch-eager-ann"])
@@ -286,6 +295,16 @@ def render(results: dict, args, frames: int, threshold: float) -> str:
                      f"synops) {1 / numbers['synops_over_dense_macs']:.1f}x, efficiency {numbers['efficiency']:.2f}"
                      + (f"; IoU vs teacher {numbers['iou_points_sparse_minus_ann']:+.2f} points from the ANN's"
                         if "iou_points_sparse_minus_ann" in numbers else "") + ".")
+        if "pipelined_over_eager" in numbers:
+            plan = result["pipeline"]
+            lines.append(f"Sparse sigma-delta pipelined (two frames in flight on two threads, cut after "
+                         f"`{plan['after']}`, stages measured at {plan['stage_ms'][0]:.2f} and "
+                         f"{plan['stage_ms'][1]:.2f} ms per frame): {numbers['pipelined_over_eager']:.2f}x eager"
+                         + (f", {numbers['pipelined_over_compiled']:.2f}x torch.compile"
+                            if "pipelined_over_compiled" in numbers else "")
+                         + f", {numbers['pipelined_over_sparse']:.2f}x the sparse row's frames/s at the same latency "
+                         f"per frame; efficiency {numbers['pipelined_efficiency']:.2f}; outputs identical to the "
+                         f"sparse row's: {result['agreement']['pipelined_identical_to_sparse']}.")
         agreement = result["agreement"]
         lines.append(f"Sparse vs dense sigma-delta: allclose (atol = rtol = {ALLCLOSE_ATOL:g}) = "
                      f"{agreement['sparse_dense_allclose']}, values within that tolerance "

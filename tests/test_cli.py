@@ -47,6 +47,26 @@ def test_run_writes_the_report(tmp_path, capsys, spiking_nir):
     assert not list(out.glob(".*partial*"))
 
 
+def test_run_pipelined_gives_the_same_report_as_one_frame_at_a_time(tmp_path, monkeypatch):
+    from spikestream.data import moving_objects_clip
+    from spikestream.engine._sparse import SparseBackend
+
+    # the crossovers are timed on this machine at every run; both runs must decide dense-or-sparse alike
+    monkeypatch.setattr(SparseBackend, "calibrate", lambda self: {})
+
+    np.save(tmp_path / "clip.npy", moving_objects_clip(frames=24, height=64, width=64, objects=3, seed=2).frames)
+    reports = {}
+    for flags in ([], ["--pipeline"]):
+        out = tmp_path / ("pipelined" if flags else "serial")
+        assert main(["--quiet", "run", str(tmp_path / "clip.npy"), "--model", "seg-synth", "--backend", "sparse",
+                     *flags, "--out", str(out)]) == 0
+        reports[bool(flags)] = json.loads((out / "report.json").read_text())
+    assert reports[True]["frames"] == reports[False]["frames"] == 24
+    assert reports[True]["pipeline"]["after"] and "pipeline" not in reports[False]  # it did run on two stages
+    assert reports[True]["totals"] == reports[False]["totals"]
+    assert reports[True]["layers"] == reports[False]["layers"]
+
+
 def test_demo_runs_end_to_end(tmp_path, capsys):
     assert main(["--quiet", "demo", "--out", str(tmp_path), "--frames", "8"]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
@@ -56,13 +76,18 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
 
 
 def test_bench_writes_rows_side_by_side(tmp_path, capsys):
-    argv = ["--quiet", "bench", "--frames", "4", "--no-compile", "--no-external", "--out", str(tmp_path)]
+    argv = ["--quiet", "bench", "--frames", "14", "--rounds", "1", "--no-compile", "--no-external",
+            "--out", str(tmp_path)]
     assert main(argv) == 0
     report = json.loads((tmp_path / "report.json").read_text())
-    assert REPORT_KEYS | {"rows"} <= set(report) and report["command"] == "bench" and report["frames"] == 4
+    assert REPORT_KEYS | {"rows"} <= set(report) and report["command"] == "bench" and report["frames"] == 14
     rows = {row["name"]: row for row in report["rows"]}
-    assert set(rows) == {"pytorch-eager-ann", "spikestream-dense-sd", "spikestream-sparse-sd"}
-    sparse = rows["spikestream-sparse-sd"]
+    assert set(rows) == {"pytorch-eager-ann", "spikestream-dense-sd", "spikestream-sparse-sd",
+                         "spikestream-sparse-sd-pipelined"}
+    sparse, pipelined = rows["spikestream-sparse-sd"], rows["spikestream-sparse-sd-pipelined"]
+    assert report["pipeline"]["after"] in pipelined["note"]  # it was profiled, cut and run on two threads
+    assert pipelined["max_abs_diff"] == sparse["max_abs_diff"]  # the same outputs, bit for bit
+    assert pipelined["synops_over_dense_macs"] == sparse["synops_over_dense_macs"]
     assert report["fps"] == sparse["fps"] > 0 and 0 < sparse["synops_over_dense_macs"] < 1
     assert sparse["efficiency"] == pytest.approx(sparse["speedup_vs_eager"] * sparse["synops_over_dense_macs"])
     assert "spikestream-sparse-sd" in capsys.readouterr().out  # the markdown table

@@ -1,9 +1,10 @@
 """``spikestream bench``: the same network on the same frames, timed side by side in one run.
 
 Rows (DESIGN.md §4): PyTorch dense ANN per frame (eager), the same with torch.compile, spikestream
-dense sigma-delta, spikestream sparse sigma-delta, and the equivalent direct-encoded SNN in snnTorch
-and in SpikingJelly (ReLU replaced by integrate-and-fire neurons, T steps per frame), which is what
-SNN users would otherwise run. Every row consumes frames already decoded and preprocessed, so only
+dense sigma-delta, spikestream sparse sigma-delta one frame at a time and pipelined (two frames in
+flight on two threads: throughput, at the same latency per frame), and the equivalent direct-encoded
+SNN in snnTorch and in SpikingJelly (ReLU replaced by integrate-and-fire neurons, T steps per frame),
+which is what SNN users would otherwise run. Every row consumes frames already decoded and preprocessed, so only
 the network is timed.
 
 Timing on a shared machine: every row is timed ``rounds`` times, the rows taking turns (round 1 of
@@ -25,12 +26,15 @@ from torch import nn
 
 from spikestream import __version__
 from spikestream._progress import progress, status
-from spikestream.engine import Stream
+from spikestream.engine import PROFILE_FRAMES, Stream
 from spikestream.errors import InputError
 from spikestream.frontend import from_torch
 from spikestream.passes import to_sigma_delta
 
 WARM_UP_FRAMES = 3  # processed, then reset, before a stream row is timed
+PIPELINED_ROW = "spikestream-sparse-sd-pipelined"
+STREAM_ROWS = (("spikestream-dense-sd", "dense", False), ("spikestream-sparse-sd", "sparse", False),
+               (PIPELINED_ROW, "sparse", True))  # (row, backend, pipelined)
 
 
 @dataclass(frozen=True)
@@ -177,19 +181,23 @@ def _snn_passes(module: nn.Module, frames: list[torch.Tensor], steps: int) -> tu
     return passes, notes
 
 
-def _stream_pass(name: str, graph, frames: list[np.ndarray], backend: str, device: str) -> tuple[TimedPass, Stream]:
-    """A timed pass of a spikestream stream over ``frames``, from rest each time (the Trace cleared)."""
-    stream = Stream(graph, "sigma-delta", backend=backend, record_work=False,
+def _stream_pass(name: str, graph, frames: list[np.ndarray], backend: str, device: str,
+                 pipeline: bool = False, crossovers: dict[str, float] | None = None) -> tuple[TimedPass, Stream]:
+    """A timed pass of a spikestream stream over ``frames``, from rest each time (the Trace cleared).
+    A pipelined stream is iterated (``stream(frames)``), so that two frames are in flight; its warm-up
+    also profiles it and chooses where to cut it. ``crossovers``: another sparse stream's, so that both
+    make the same dense-or-sparse decisions (by default the stream measures its own)."""
+    stream = Stream(graph, "sigma-delta", backend=backend, record_work=False, pipeline=pipeline,
+                    calibrate=True if crossovers is None else crossovers,
                     device=device if backend == "dense" else "cpu")
-    for frame in frames[:WARM_UP_FRAMES]:  # the first frame runs densely, later ones the sparse kernels (compiled
-        stream.process(frame)  # on first use)
+    warm_up = frames[:PROFILE_FRAMES + WARM_UP_FRAMES] if pipeline else frames[:WARM_UP_FRAMES]
+    for _ in stream(warm_up):  # the first frame runs densely, later ones the sparse kernels (compiled on first use)
+        pass
 
     def timed_pass() -> tuple[float, np.ndarray]:
         stream.reset(clear_trace=True)
-        outputs = []
         start = time.perf_counter()
-        for frame in progress(frames, total=len(frames), description=name):
-            outputs.append(stream.process(frame))
+        outputs = list(stream(progress(frames, total=len(frames), description=name)))
         return time.perf_counter() - start, np.stack(outputs)
 
     return timed_pass, stream
@@ -237,8 +245,18 @@ def run_bench(options: BenchOptions = BenchOptions()) -> dict:
     graph = to_sigma_delta(from_torch(module.cpu(), entry.input_shape), threshold=options.threshold)
     module.to(device)
     streams = {}  # by row name
-    for name, backend in (("spikestream-dense-sd", "dense"), ("spikestream-sparse-sd", "sparse")):
-        passes[name], streams[name] = _stream_pass(name, graph, frames, backend, options.device)
+    for name, backend, pipeline in STREAM_ROWS:
+        crossovers = streams["spikestream-sparse-sd"].crossovers if pipeline else None  # the same decisions
+        passes[name], streams[name] = _stream_pass(name, graph, frames, backend, options.device, pipeline,
+                                                   crossovers)
+    plan = streams[PIPELINED_ROW].pipeline_plan
+    if plan is None:
+        notes[PIPELINED_ROW] = (f"not pipelined: fewer than {WARM_UP_FRAMES + PROFILE_FRAMES} frames to profile "
+                                "it on, or no place to cut the graph")
+    else:
+        notes[PIPELINED_ROW] = (f"two frames at once on two threads, cut after {plan.after} (stages measured at "
+                                f"{plan.stage_ms[0]:.2f} and {plan.stage_ms[1]:.2f} ms); latency per frame is "
+                                "the sparse row's")
     if options.external_snns:
         snn_passes, snn_notes = _snn_passes(module.cpu(), tensors[:options.snn_frames], options.snn_steps)
         passes.update(snn_passes)
@@ -277,6 +295,7 @@ def run_bench(options: BenchOptions = BenchOptions()) -> dict:
         "threads": torch.get_num_threads(),
         "rounds": options.rounds,
         "crossovers": sparse_stream.crossovers,
+        "pipeline": plan.as_dict() if plan else None,
         "layers": sparse_stream.trace.layer_summary(),
         "totals": sparse_stream.trace.totals(),
         "rows": [row.as_dict() for row in rows],

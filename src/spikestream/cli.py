@@ -41,6 +41,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float, default=0.05, help="sigma-delta threshold θ (default 0.05)")
     parser.add_argument("--steps", type=int, default=None, help="time steps per frame for spiking encodings")
     parser.add_argument("--backend", default="dense", help="execution backend (default: dense)")
+    parser.add_argument("--pipeline", action="store_true",
+                        help="sparse backend: run two frames at once on two threads (same outputs, more frames/s)")
     parser.add_argument("--keyframe", type=int, default=None, metavar="K", help="a keyframe every K frames")
     parser.add_argument("--tile", type=_tile, default=(16, 16), help="output tile for per-tile work, e.g. 16x16")
 
@@ -203,7 +205,8 @@ def _run_options(args):
         raise InputError(f"--frames must be >= 1, not {args.frames}")
     mask = _mask_config(args) if hasattr(args, "mask") else None
     return RunOptions(encoding=args.encoding, threshold=args.threshold, steps=args.steps, backend=args.backend,
-                      frames=args.frames, keyframe_every=args.keyframe, tile=args.tile, mask=mask)
+                      frames=args.frames, keyframe_every=args.keyframe, tile=args.tile, mask=mask,
+                      pipeline=args.pipeline)
 
 
 def _print_summary(report: dict, out: str) -> None:

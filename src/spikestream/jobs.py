@@ -5,6 +5,7 @@ Each job returns the ``report.json`` dictionary it wrote (DESIGN.md §4).
 
 from __future__ import annotations
 
+import itertools
 import os
 import platform
 import time
@@ -43,6 +44,7 @@ class RunOptions:
     tile: tuple[int, int] = (16, 16)  # output tile size for per-tile work
     save_trace: bool = True
     mask: MaskConfig | None = None  # region mask on the input layer's delta events (spikestream.masking)
+    pipeline: bool = False  # sparse backend: two frames in flight on two threads (Stream(pipeline=True))
 
 
 def resolve_model(spec: str) -> tuple[ir.Graph, str]:
@@ -90,15 +92,19 @@ def stream_frames(graph: ir.Graph, frames: Iterable, options: RunOptions, total:
     """Run frames through a Stream with a progress bar; returns the stream, outputs and wall time.
     ``mask`` (a ``masking.RegionMasking``) gates the input deltas and sees every output."""
     stream = Stream(graph, make_run_encoding(options), backend=options.backend, mask=mask,
-                    keyframe=KeyframePolicy(options.keyframe_every), tile=options.tile)
+                    keyframe=KeyframePolicy(options.keyframe_every), tile=options.tile, pipeline=options.pipeline)
+    bar = progress(frames, total=total, description=description)
     outputs = []
     start = time.perf_counter()
-    for frame in progress(frames, total=total, description=description):
-        outputs.append(stream.process(frame))
-        if mask is not None:
-            mask.observe(outputs[-1])
-        if options.frames is not None and len(outputs) >= options.frames:
-            break
+    results = stream(bar if options.frames is None else itertools.islice(bar, options.frames))
+    try:
+        for output in results:
+            outputs.append(output)
+            if mask is not None:
+                mask.observe(output)  # (a stream with a mask runs one frame at a time)
+    finally:
+        results.close()  # a pipelined stream stops its worker thread, which reads the bar
+        bar.close()  # the bar's last line now, before any message about how the run ended
     return stream, outputs, time.perf_counter() - start
 
 
@@ -119,6 +125,8 @@ def build_report(command: str, input_name: str, model: str, stream: Stream, wall
                    for layer in trace.layer_summary()],
         "totals": trace.totals(),
     }
+    if stream.pipeline:  # where the two stages were cut, and their measured times (None: not pipelined)
+        report["pipeline"] = stream.pipeline_plan.as_dict() if stream.pipeline_plan else None
     report.update(extra)
     return report
 

@@ -22,6 +22,12 @@ first step after a reset, when everything changes. A dense node marks its whole 
 successors recompute densely too. Kinds without a sparse rule (spiking neurons, Linear, Flatten,
 bilinear upsampling, ...) always run densely, or not at all when nothing they read changed.
 
+The node order can be cut into two *stages* (``split``) that two threads run on consecutive frames
+(``engine._pipeline``). A node keeps its per-step flags (``fresh``, its stamps' ``epoch``) itself, so
+the stages share no step state; the second stage reads the first stage's nodes through *mirrors*,
+copies it updates from the rows those nodes changed (``Handed``), which keeps the two bit for bit
+equal to running the whole order at once.
+
 The sparse backend accumulates W·y where the dense backend evaluates W·â + b; both are exact in
 real arithmetic and agree to float rounding. A value within rounding of θ can then send on one
 backend and not on the other; that difference stays below θ at that neuron (tests and benchmarks
@@ -32,6 +38,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -96,7 +103,8 @@ class _NodeRun:
         self.node = node
         self.name = node.name
         self.shape = shape
-        self.sources = sources
+        self.graph_sources = sources
+        self.sources = list(sources)  # what the rules read: a mirror replaces a source in an earlier stage
         self.spatial = len(shape) == 3
         self.pixels = shape[1] * shape[2] if self.spatial else 0
         self._value: Tensor | None = None
@@ -105,6 +113,8 @@ class _NodeRun:
         self.wire: Tensor | SparseWire | None = None
         self.nonzero = 0  # non-zero values on a sigma-delta node's wire this step
         self.crossover = DEFAULT_CROSSOVER
+        self.fresh = True  # no step since the last reset: compute densely, everything changed
+        self.epoch = 0  # steps of this node, for its stamps; never reset, so old marks never match
         if self.spatial:
             self.dirty_buffer = np.empty(self.pixels, np.int64)  # the kernels write dirty positions here
             self.stamp = np.zeros(self.pixels, np.int64)  # deduplication marks (see _sparse_kernels)
@@ -123,6 +133,40 @@ class _NodeRun:
     def changed(self) -> np.ndarray:
         """Positions to recompute from: the dirty set, or every pixel."""
         return self.all_positions if self.dirty is None else self.dirty
+
+
+@dataclass
+class Handed:
+    """What one node changed in a step, copied for a later stage's mirror of it: its value at the
+    positions that may have changed, and a sigma-delta node's events."""
+
+    positions: np.ndarray | None  # (n,) int64; None: the whole value changed
+    rows: np.ndarray | Tensor  # (n, C) the new rows, or a copy of the whole value when positions is None
+    events: np.ndarray | None = None  # (n, C) a sigma-delta node's event values at ``positions``
+    nonzero: int = 0
+
+    @classmethod
+    def of(cls, run: _NodeRun) -> Handed:
+        events = run.wire.values.numpy().copy() if isinstance(run.wire, SparseWire) else None
+        if run.dirty is None:
+            return cls(None, run.value.clone(), events, run.nonzero)
+        positions = run.dirty.copy()
+        return cls(positions, run.rows[positions], events, run.nonzero)
+
+    def apply(self, mirror: _NodeRun) -> None:
+        if self.positions is None:
+            mirror.value.copy_(self.rows)
+        else:
+            kernels.copy_rows(self.rows, self.positions, mirror.rows)
+        mirror.dirty, mirror.nonzero = self.positions, self.nonzero
+        mirror.wire = mirror.value if self.events is None else SparseWire(
+            torch.from_numpy(self.positions), torch.from_numpy(self.events), mirror.shape)
+
+
+class StageResult(NamedTuple):
+    values: dict[str, Tensor]  # as in StepResult, for this stage's nodes (and its mirrors)
+    wires: dict[str, Tensor | SparseWire]
+    handoff: dict[str, Handed]  # for the next stage: the changes of the nodes it mirrors
 
 
 @dataclass
@@ -198,10 +242,11 @@ class SparseBackend:
                 self._step_rules[member.name] = _done_by_chain
         self.state: dict[str, object] = {}
         self.batch = 0
-        self.epoch = 0  # step counter for the kernels' stamps; never reset, so old marks never match
         self._input_value: Tensor | None = None
         self._gates: dict[str, Tensor] = {}
         self.node_seconds: dict[str, float] | None = None  # per-node wall time, once profile() is called
+        self._stages = [list(self.runs.values())]  # see split
+        self._mirrors: dict[str, _NodeRun] = {}  # by the name of the node they copy, in an earlier stage
 
     def profile(self) -> dict[str, float]:
         """Start timing every node's step (wall clock, summed over steps); returns the dict it fills.
@@ -292,28 +337,109 @@ class SparseBackend:
                     self.state[name] = neurons.SigmaDeltaState(run.value)  # â, updated in place
                 else:
                     self.state[name] = STATEFUL[node.kind].init_state((1, *run.shape), self.device)
-        self._first_step = True
+            run.fresh = True
+        for name, mirror in self._mirrors.items():
+            mirror.value = self.runs[name].value.clone()
+            mirror.dirty, mirror.wire = None, mirror.value
+
+    # --- stages ----------------------------------------------------------------------------------
+    @property
+    def stages(self) -> list[list[str]]:
+        """The node names of each stage, in order: one stage until ``split``."""
+        return [[run.name for run in stage] for stage in self._stages]
+
+    def split_points(self) -> list[str]:
+        """Nodes after which the order can be cut into two stages. The second stage reads what it
+        needs of the first from *mirrors*, copies of nodes that it updates from the rows they changed
+        (and a sigma-delta node's events), so every value the second stage reads must be one that
+        changes only at its node's dirty positions: not the input (copied whole every step), not a
+        fused chain's inner nodes (not kept up to date), not a "blocks" sigma-delta node or an
+        upsampling read as blocks (their values stand for other maps); the output stays in the second
+        stage."""
+        order = list(self.runs)
+        reads = {name: {s.name for s in run.graph_sources} for name, run in self.runs.items()}
+        for name, plan in self._sigma_deltas.items():
+            if plan.layout == "blocks":  # reads the rows under its upsampling (see _sigma_delta)
+                reads[name] |= {s.name for s in self.runs[name].graph_sources[0].graph_sources}
+        chained = {member.name for chain in self._chains.values() for member in chain[:-1]}
+        unmirrorable = {self.input_name, *chained} | {
+            name for name in self.runs if self._step_rules[name] == _upsample_read_as_blocks
+            or (name in self._sigma_deltas and self._sigma_deltas[name].layout == "blocks")}
+        points = []
+        for k, name in enumerate(order[:-1]):
+            first = set(order[:k + 1])
+            if self.output_name not in first and not any(
+                    source in unmirrorable for later in order[k + 1:] for source in reads[later] & first):
+                points.append(name)
+        return points
+
+    def split(self, after: str | None) -> None:
+        """Run the nodes up to ``after`` (one of ``split_points``) as stage 0 and the rest as stage 1,
+        which two threads can run on consecutive frames at once (``run_stage``); None joins them
+        again. Allowed mid-stream: the mirrors start from the current reconstructions."""
+        for run in self.runs.values():
+            run.sources = list(run.graph_sources)
+        self._mirrors = {}
+        order = list(self.runs.values())
+        if after is None:
+            self._stages = [order]
+            return
+        if after not in self.split_points():
+            raise InputError(f"cannot split the graph after {after!r}; possible points: "
+                             f"{', '.join(self.split_points()) or 'none'}")
+        cut = [run.name for run in order].index(after) + 1
+        first = {run.name for run in order[:cut]}
+        for run in order[cut:]:
+            for i, source in enumerate(run.sources):
+                if source.name in first:
+                    if source.name not in self._mirrors:
+                        mirror = self._mirrors[source.name] = _NodeRun(source.node, source.shape, [])
+                        mirror.value = source.value.clone()  # same memory layout as the original
+                        mirror.wire = mirror.value
+                    run.sources[i] = self._mirrors[source.name]
+        self._stages = [order[:cut], order[cut:]]
 
     # --- one step ----------------------------------------------------------------------------------
     def step(self, x: Tensor, gates: dict[str, Tensor] | None = None) -> StepResult:
-        if self.batch != 1:
-            self.reset(1)
-        self._input_value = x
-        self._gates = gates or {}
-        self.epoch += 1
+        """One time step through every stage in turn."""
+        result = self.run_stage(0, x, gates)
+        values, wires = result.values, result.wires
+        for stage in range(1, len(self._stages)):
+            result = self.run_stage(stage, handoff=result.handoff)
+            values, wires = values | result.values, wires | result.wires
+        return StepResult(values[self.output_name], values, wires)
+
+    def run_stage(self, stage: int, x: Tensor | None = None, gates: dict[str, Tensor] | None = None,
+                  handoff: dict[str, Handed] | None = None) -> StageResult:
+        """One time step of one stage: stage 0 reads the input ``x`` (and ``gates``), a later stage
+        the ``handoff`` of the stage before, for its mirrors. Different stages may run at once on
+        different threads (each touches only its own nodes), each stage's steps in frame order."""
+        if stage == 0:
+            if self.batch != 1:
+                self.reset(1)
+            self._input_value = x
+            self._gates = gates or {}
         values, wires = {}, {}
+        for name, handed in (handoff or {}).items():
+            mirror = self._mirrors[name]
+            handed.apply(mirror)
+            values[name], wires[name] = mirror.value, mirror.wire
         timing = self.node_seconds
-        for name, run in self.runs.items():
+        for run in self._stages[stage]:
+            run.epoch += 1
             if timing is None:
-                self._step_rules[name](self, run)
+                self._step_rules[run.name](self, run)
             else:
                 start = time.perf_counter()
-                self._step_rules[name](self, run)
-                timing[name] += time.perf_counter() - start
-            values[name] = run.value
-            wires[name] = run.wire
-        self._first_step = False
-        return StepResult(values[self.output_name], values, wires)
+                self._step_rules[run.name](self, run)
+                timing[run.name] += time.perf_counter() - start
+            run.fresh = False
+            values[run.name] = run.value
+            wires[run.name] = run.wire
+        sent = {}
+        if stage + 1 < len(self._stages):  # copies: the next step of this stage reuses the event buffers
+            sent = {name: Handed.of(self.runs[name]) for name in self._mirrors}
+        return StageResult(values, wires, sent)
 
     def _input(self, run: _NodeRun) -> None:
         run.value = self._input_value
@@ -323,7 +449,7 @@ class SparseBackend:
         """Whole-map computation, exactly as the dense backend; skipped for a stateless node whose
         inputs did not change."""
         binding = STATEFUL.get(run.node.kind)
-        if binding is None and not self._first_step and all(s.dirty is not None and len(s.dirty) == 0
+        if binding is None and not run.fresh and all(s.dirty is not None and len(s.dirty) == 0
                                                               for s in run.sources):
             run.dirty = _NOTHING
             return
@@ -373,7 +499,7 @@ class SparseBackend:
         node = run.node
         plan = self._convolutions[run.name]
         wire = source.wire
-        if self._first_step or plan.work(len(wire.positions), source.nonzero) > run.crossover:
+        if run.fresh or plan.work(len(wire.positions), source.nonzero) > run.crossover:
             run.value = channels_last(DENSE_OPS[node.kind](node, self.params[run.name], [source.value]))
             run.dirty, run.wire = None, run.value
             return
@@ -384,10 +510,20 @@ class SparseBackend:
             return
         count = kernels.conv_scatter(positions, wire.values.numpy(), source.shape[2] // wire.block[1],
                                      plan.weight, plan.row_targets, plan.column_targets, run.rows, run.shape[2],
-                                     run.stamp, self.epoch, run.dirty_buffer)
+                                     run.stamp, run.epoch, run.dirty_buffer)
         run.dirty, run.wire = run.dirty_buffer[:count], run.value
 
     # --- calibration ---------------------------------------------------------------------------------
+    def use_crossovers(self, crossovers: dict[str, float]) -> dict[str, float]:
+        """Take crossovers measured before (``calibrate``'s result, e.g. another stream's); returns them."""
+        unknown = sorted(set(crossovers) - set(self._convolutions))
+        if unknown:
+            raise InputError(f"no convolution fed by events is called {', '.join(unknown)}; "
+                             f"crossovers are for: {', '.join(self._convolutions)}")
+        for name, crossover in crossovers.items():
+            self.runs[name].crossover = float(crossover)
+        return dict(crossovers)
+
     def calibrate(self, fractions=(0.01, 0.05, 0.2), repeats: int = 5) -> dict[str, float]:
         """Measure, per convolution fed by events, when the dense path becomes faster. Call it before
         streaming: it clears the state.
@@ -401,7 +537,6 @@ class SparseBackend:
         generator = np.random.default_rng(0)
         crossovers = {}
         self.reset(1)
-        self._first_step = False
         for name, plan in self._convolutions.items():
             run = self.runs[name]
             source = run.sources[0]
@@ -442,9 +577,10 @@ class SparseBackend:
         source.nonzero = count * per_row
         source.wire = SparseWire(torch.from_numpy(positions), torch.from_numpy(values), source.shape, plan.block)
         run.crossover = crossover
+        run.fresh = False
         times = []
         for _ in range(repeats + 1):  # the first run compiles or loads the kernel
-            self.epoch += 1
+            run.epoch += 1
             _CACHE_FLUSH[:] += 1  # while streaming, a layer's data has left the core's cache since its last step
             start = time.perf_counter()
             self._convolution(run)
@@ -522,7 +658,7 @@ def _rowwise(run: _NodeRun) -> bool:
 
 def _relu(backend: SparseBackend, run: _NodeRun) -> None:
     (source,) = run.sources
-    if backend._first_step or not _rowwise(run):
+    if run.fresh or not _rowwise(run):
         return backend._dense(run)
     count = kernels.relu_rows(source.rows, source.dirty, run.rows, run.dirty_buffer)
     run.dirty, run.wire = run.dirty_buffer[:count], run.value
@@ -531,12 +667,12 @@ def _relu(backend: SparseBackend, run: _NodeRun) -> None:
 def _pool(backend: SparseBackend, run: _NodeRun) -> None:
     (source,) = run.sources
     node = run.node
-    if backend._first_step or not _rowwise(run) or node.kernel_size != node.stride or node.padding != (0, 0):
+    if run.fresh or not _rowwise(run) or node.kernel_size != node.stride or node.padding != (0, 0):
         return backend._dense(run)
     _, out_height, out_width = run.shape
     count = kernels.pool_rows(source.rows, source.dirty, source.shape[2], *node.kernel_size,
                               _POOL_MODES[node.kind], run.rows, out_height, out_width, run.stamp,
-                              backend.epoch, run.dirty_buffer)
+                              run.epoch, run.dirty_buffer)
     run.dirty, run.wire = run.dirty_buffer[:count], run.value
 
 
@@ -544,7 +680,7 @@ def _upsample(backend: SparseBackend, run: _NodeRun) -> None:
     (source,) = run.sources
     if run.node.mode == "bilinear":
         return _bilinear(backend, run)
-    if backend._first_step or not _rowwise(run):
+    if run.fresh or not _rowwise(run):
         return backend._dense(run)
     count = kernels.upsample_nearest_rows(source.rows, source.dirty, source.shape[2], *run.node.scale_factor,
                                           run.rows, run.dirty_buffer)
@@ -556,7 +692,7 @@ def _upsample_read_as_blocks(backend: SparseBackend, run: _NodeRun) -> None:
     *source* pixels once per block, so after the first step (when they run densely from this map)
     nothing reads it and it is not recomputed: its value in a StepResult is then that of the first
     step after the last reset."""
-    if backend._first_step:
+    if run.fresh:
         return backend._dense(run)
     run.dirty = None
 
@@ -566,14 +702,14 @@ def _bilinear(backend: SparseBackend, run: _NodeRun) -> None:
     they are many (a fresh map per step would cost more than the arithmetic)."""
     (source,) = run.sources
     row_taps, row_weights, column_taps, column_weights, row_reach, column_reach = backend._bilinear[run.name]
-    if backend._first_step or not _rowwise(run) or len(source.dirty) > BILINEAR_CROSSOVER * source.pixels:
+    if run.fresh or not _rowwise(run) or len(source.dirty) > BILINEAR_CROSSOVER * source.pixels:
         kernels.bilinear_all(source.rows, source.shape[2], row_taps, row_weights, column_taps, column_weights,
                              backend._bilinear_across[run.name], run.rows)
         run.dirty = None
     else:
         count = kernels.bilinear_rows(source.rows, source.dirty, source.shape[2], row_taps, row_weights, column_taps,
                                       column_weights, row_reach, column_reach, run.rows, run.shape[2], run.stamp,
-                                      backend.epoch, run.dirty_buffer)
+                                      run.epoch, run.dirty_buffer)
         run.dirty = run.dirty_buffer[:count]
     run.wire = run.value
 
@@ -604,10 +740,10 @@ def _bilinear_axis(in_size: int, scale: int) -> tuple[np.ndarray, np.ndarray, np
 
 def _join(kernel):
     def rule(backend: SparseBackend, run: _NodeRun) -> None:
-        if backend._first_step or not _rowwise(run) or (run.node.kind == "Concat" and run.node.axis % 3 != 0):
+        if run.fresh or not _rowwise(run) or (run.node.kind == "Concat" and run.node.axis % 3 != 0):
             return backend._dense(run)
         union = run.dirty_buffer
-        count = kernels.union_positions(tuple(s.dirty for s in run.sources), run.stamp, backend.epoch, union)
+        count = kernels.union_positions(tuple(s.dirty for s in run.sources), run.stamp, run.epoch, union)
         count = kernel(tuple(s.rows for s in run.sources), union[:count], run.rows, union)
         run.dirty, run.wire = union[:count], run.value  # changed rows overwrite the union in place, in order
     return rule
@@ -616,13 +752,13 @@ def _join(kernel):
 def _chain(backend: SparseBackend, run: _NodeRun) -> None:
     """An Add → ReLU → SigmaDelta chain starting at ``run`` (see ``_elementwise_chains``)."""
     chain = backend._chains[run.name]
-    if backend._first_step or not _rowwise(run):
+    if run.fresh or not _rowwise(run):
         for member in chain:
             backend._rules[member.name](backend, member)
         return
     if run.node.kind == "Add":
         positions = run.dirty_buffer
-        count = kernels.union_positions(tuple(s.dirty for s in run.sources), run.stamp, backend.epoch, positions)
+        count = kernels.union_positions(tuple(s.dirty for s in run.sources), run.stamp, run.epoch, positions)
         positions = positions[:count]
     else:
         positions = run.sources[0].dirty

@@ -14,70 +14,14 @@ from spikestream.encoding import Encoding, make_encoding
 from spikestream.engine._backends import make_backend
 from spikestream.engine._counting import LayerCount, LayerCounter
 from spikestream.engine._executor import GraphExecutor, StepResult
+from spikestream.engine._frames import FrameShapeError, as_frame
+from spikestream.engine._pipeline import PipelinePlan, can_pipeline, pipelined
 from spikestream.engine._radix import RadixExecutor, output_scale, radix_bits, radix_frame_counts
 from spikestream.engine._sparse import SparseWire
-from spikestream.engine._sparse_kernels import finite_values
 from spikestream.engine._trace import Trace
 from spikestream.errors import InputError
 
-# Luma weights (ITU-R BT.601) for colour frames fed to a single-channel model.
-_LUMA = torch.tensor([0.299, 0.587, 0.114])
-
 MaskSource = np.ndarray | Tensor | Callable[[int, Tensor], np.ndarray | Tensor]
-
-
-class FrameShapeError(InputError):
-    """A frame that does not fit the model's input."""
-
-
-def as_frame(frame, input_shape: ir.Shape) -> Tensor:
-    """Normalise one frame to float32 ``input_shape`` = (C, H, W) in [0, 1].
-
-    Accepts numpy or torch; (C, H, W), (H, W, C), or (H, W) when C == 1; colour (H, W, 3) frames
-    are turned to luma for a single-channel model; uint8 is scaled by 1/255, uint16 by 1/65535,
-    floats are taken as they are.
-    """
-    x = frame if isinstance(frame, Tensor) else torch.from_numpy(np.asarray(frame))
-    original_shape = tuple(x.shape)
-    if x.dtype == torch.uint8:
-        x = x.to(torch.float32) / 255.0
-    elif x.dtype == torch.uint16 or (x.dtype == torch.int32 and not isinstance(frame, Tensor)
-                                     and np.asarray(frame).dtype == np.uint16):
-        x = x.to(torch.float32) / 65535.0
-    elif x.dtype == torch.bool or not x.is_floating_point():
-        x = x.to(torch.float32)
-    else:
-        x = x.to(torch.float32)
-    shape = tuple(input_shape)
-    if len(shape) == 3:
-        channels, height, width = shape
-        if tuple(x.shape) == shape:
-            pass
-        elif tuple(x.shape) == (height, width, channels):
-            x = x.permute(2, 0, 1)
-        elif channels == 1 and tuple(x.shape) == (height, width):
-            x = x[None]
-        elif channels == 1 and tuple(x.shape) == (height, width, 3):
-            x = (x @ _LUMA)[None]
-        else:
-            accepted = f"{shape}, {(height, width, channels)}" + (f" or {(height, width)}" if channels == 1 else "")
-            raise FrameShapeError(f"frame of shape {original_shape} does not fit the model input {shape}; "
-                                  f"expected {accepted} (resize the video to {width}x{height})")
-    elif tuple(x.shape) != shape:
-        raise FrameShapeError(f"frame of shape {original_shape} does not fit the model input {shape}")
-    x = x.contiguous()
-    if not _all_finite(x):
-        raise FrameShapeError("frame contains NaN or infinite values")
-    return x
-
-
-def _all_finite(x: Tensor) -> bool:
-    """Whether every value is finite. On the CPU one single-threaded pass (a frame comes from memory,
-    so a second pass costs as much again; torch's threaded reductions stall when another process
-    holds a core)."""
-    if x.device.type == "cpu":
-        return finite_values(x.detach().numpy().reshape(-1))
-    return bool(torch.isfinite(torch.stack(torch.aminmax(x))).all())
 
 
 @dataclass(frozen=True)
@@ -111,14 +55,14 @@ class TraceRecorder:
 
     def count(self, step: StepResult, totals: list[LayerCount] | None) -> list[LayerCount]:
         """Add one time step's counts to the running totals of the current frame."""
-        counts = [self._count(counter, step.wires[source])
-                  for counter, source in zip(self.counters, self.sources, strict=True)]
+        counts = [self.count_layer(i, step.wires) for i in range(len(self.counters))]
         if totals is None:
             return counts
         return [LayerCount(*(x + y for x, y in zip(a, b, strict=True))) for a, b in zip(totals, counts, strict=True)]
 
-
-    def _count(self, counter: LayerCounter, wire) -> LayerCount:
+    def count_layer(self, index: int, wires: dict) -> LayerCount:
+        """One time step's counts of synaptic layer ``index``, from the wires of a step."""
+        counter, wire = self.counters[index], wires[self.sources[index]]
         work = self.trace.record_work
         if isinstance(wire, SparseWire):
             return counter.count(wire.dense()) if work else counter.count_rows(wire.positions, wire.values, wire.block)
@@ -131,17 +75,27 @@ class Stream:
     >>> stream = Stream(graph, encoding="sigma-delta")
     >>> for output in stream(frames): ...
     >>> stream.trace.totals()
+
+    With ``pipeline=True`` and the sparse backend, iterating (``stream(frames)``) runs two frames at
+    once on two threads, split into two stages where that balances them (``engine._pipeline``): the
+    same outputs and Trace, more frames per second, the same latency per frame. ``process`` always
+    runs one frame at a time.
     """
 
     def __init__(self, graph: ir.Graph, encoding: str | Encoding = "sigma-delta", backend: str = "dense",
                  mask: MaskSource | None = None, keyframe: int | KeyframePolicy | None = None, *,
                  tile: tuple[int, int] = (16, 16), record_work: bool = True, count: bool = True,
-                 calibrate: bool = True, device: torch.device | str = "cpu"):
+                 calibrate: bool | dict[str, float] = True, pipeline: bool = False,
+                 device: torch.device | str = "cpu"):
         self.graph = graph
         self.encoding = make_encoding(encoding) if isinstance(encoding, str) else encoding
         self.backend = make_backend(backend, graph, device)
         # the sparse backend measures, per layer, where dense execution becomes faster
-        self.crossovers = self.backend.calibrate() if calibrate and hasattr(self.backend, "calibrate") else {}
+        # (or takes those another stream measured: ``calibrate=other.crossovers``, for identical decisions)
+        if isinstance(calibrate, dict):
+            self.crossovers = self.backend.use_crossovers(calibrate) if calibrate else {}
+        else:
+            self.crossovers = self.backend.calibrate() if calibrate and hasattr(self.backend, "calibrate") else {}
         self.device = torch.device(device)
         self.keyframe = keyframe if isinstance(keyframe, KeyframePolicy) else KeyframePolicy(keyframe)
         self.mask = mask
@@ -158,6 +112,8 @@ class Stream:
         self.trace = self.recorder.trace
         quantized = self.encoding.name == "radix" and radix_bits(graph) is not None
         self.radix = RadixExecutor(graph, self.encoding.steps, device) if quantized else None  # integer reference
+        self.pipeline = pipeline
+        self.pipeline_plan: PipelinePlan | None = None  # the measured cut, once a pipelined iteration chose it
         self.reset()
 
     def reset(self, clear_trace: bool = False) -> None:
@@ -219,6 +175,9 @@ class Stream:
         return (result.output[0] * output_scale(self.graph)).cpu().numpy()
 
     def __call__(self, frames: Iterable) -> Iterator[np.ndarray]:
+        if self.pipeline and can_pipeline(self):
+            yield from pipelined(self, frames)
+            return
         for frame in frames:
             yield self.process(frame)
 
