@@ -98,11 +98,11 @@ class LayerCounter:
         return LayerCount(events, synops, channel_work.round().to(torch.int64), input_channel_work,
                           tile_work.round().to(torch.int64))
 
-    def count_rows(self, positions: Tensor, values: Tensor, block: tuple[int, int] = (1, 1)) -> LayerCount:
+    def count_rows(self, positions: np.ndarray, values: np.ndarray, block: tuple[int, int] = (1, 1)) -> LayerCount:
         """Events and synops of a sparse wire: ``values[i]`` is what pixel ``positions[i]`` sends, or,
         with a ``block`` (b_y, b_x), what every pixel of the block at ``positions[i]`` on the grid
         coarsened by it sends. The work arrays are left empty (count a dense wire when they are needed)."""
-        events, synops = count_event_rows(positions.numpy(), values.numpy(), block[0] * block[1],
+        events, synops = count_event_rows(positions, values, block[0] * block[1],
                                           self._fanout_rows(block), _NO_WORK_ROWS)
         return LayerCount(events, synops, _NO_WORK, _NO_WORK, _NO_WORK)
 

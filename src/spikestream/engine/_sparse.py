@@ -58,16 +58,35 @@ BILINEAR_CROSSOVER = 0.1
 _POOL_MODES = {"MaxPool2d": 0, "AvgPool2d": 1, "SumPool2d": 2}  # pool_rows' mode argument
 
 
-@dataclass
 class SparseWire:
     """Events of one step as rows: ``values[i]`` (C,) is what pixel ``positions[i]`` sends. With a
     ``block`` (b_y, b_x), positions index the grid coarsened by it, and every pixel of the block
-    sends ``values[i]`` (the events of a nearest-upsampled map)."""
+    sends ``values[i]`` (the events of a nearest-upsampled map).
 
-    positions: Tensor  # (n,) int64 flat positions in the (H / b_y)·(W / b_x) grid
-    values: Tensor  # (n, C)
-    shape: tuple[int, ...]  # per-sample (C, H, W)
-    block: tuple[int, int] = (1, 1)
+    The rows are kept as the numpy arrays the kernels wrote (``position_rows``, ``value_rows``), which
+    the next kernels read as they are; ``positions`` and ``values`` are torch views of them."""
+
+    __slots__ = ("block", "position_rows", "shape", "value_rows")
+
+    def __init__(self, positions: Tensor | np.ndarray, values: Tensor | np.ndarray, shape: tuple[int, ...],
+                 block: tuple[int, int] = (1, 1)):
+        self.position_rows = positions.numpy() if isinstance(positions, Tensor) else positions  # (n,) int64
+        self.value_rows = values.numpy() if isinstance(values, Tensor) else values  # (n, C)
+        self.shape = shape  # per-sample (C, H, W)
+        self.block = block
+
+    @property
+    def positions(self) -> Tensor:
+        """(n,) int64 flat positions in the (H / b_y)·(W / b_x) grid."""
+        return torch.from_numpy(self.position_rows)
+
+    @property
+    def values(self) -> Tensor:
+        """(n, C)."""
+        return torch.from_numpy(self.value_rows)
+
+    def __repr__(self) -> str:
+        return f"SparseWire({len(self.position_rows)} rows, shape={self.shape}, block={self.block})"
 
     def dense(self) -> Tensor:
         """(1, C, H, W) tensor with the events scattered into zeros."""
@@ -108,7 +127,8 @@ class _NodeRun:
         self.spatial = len(shape) == 3
         self.pixels = shape[1] * shape[2] if self.spatial else 0
         self._value: Tensor | None = None
-        self.rows: np.ndarray | None = None  # (H·W, C) view of the value, for the kernels
+        self._rows: np.ndarray | None = None  # (H·W, C) view of the value, for the kernels (made when first read)
+        self._planes: np.ndarray | None = None  # (C, H·W) view of a planar value (made when first read)
         self.dirty: np.ndarray | None = None  # positions whose value changed this step; None: any may have
         self.wire: Tensor | SparseWire | None = None
         self.nonzero = 0  # non-zero values on a sigma-delta node's wire this step
@@ -128,7 +148,22 @@ class _NodeRun:
     @value.setter
     def value(self, value: Tensor) -> None:
         self._value = value
-        self.rows = rows(value) if self.spatial else None
+        self._rows = self._planes = None
+
+    @property
+    def rows(self) -> np.ndarray | None:
+        """(H·W, C) numpy view of the value (None for a vector); made once per value tensor, on first
+        use: the input's and the output's are never read, and making one costs a few torch calls."""
+        if self._rows is None and self.spatial:
+            self._rows = rows(self._value)
+        return self._rows
+
+    @property
+    def planes(self) -> np.ndarray:
+        """(C, H·W) numpy view of a planar (not channels-last) spatial value."""
+        if self._planes is None:
+            self._planes = self._value[0].flatten(1).numpy()
+        return self._planes
 
     def changed(self) -> np.ndarray:
         """Positions to recompute from: the dirty set, or every pixel."""
@@ -147,7 +182,7 @@ class Handed:
 
     @classmethod
     def of(cls, run: _NodeRun) -> Handed:
-        events = run.wire.values.numpy().copy() if isinstance(run.wire, SparseWire) else None
+        events = run.wire.value_rows.copy() if isinstance(run.wire, SparseWire) else None
         if run.dirty is None:
             return cls(None, run.value.clone(), events, run.nonzero)
         positions = run.dirty.copy()
@@ -159,8 +194,7 @@ class Handed:
         else:
             kernels.copy_rows(self.rows, self.positions, mirror.rows)
         mirror.dirty, mirror.nonzero = self.positions, self.nonzero
-        mirror.wire = mirror.value if self.events is None else SparseWire(
-            torch.from_numpy(self.positions), torch.from_numpy(self.events), mirror.shape)
+        mirror.wire = mirror.value if self.events is None else SparseWire(self.positions, self.events, mirror.shape)
 
 
 class StageResult(NamedTuple):
@@ -478,7 +512,7 @@ class SparseBackend:
                              f"of shape {tuple(gate.shape)} for {run.name!r}")
         if plan.layout == "planes":
             count, run.nonzero = kernels.sigma_delta_planes(
-                source.value[0].flatten(1).numpy(), run.value[0].flatten(1).numpy(), plan.threshold, gate, plan.sends,
+                source.planes, run.planes, plan.threshold, gate, plan.sends,
                 plan.event_positions, plan.event_values)
         elif plan.layout == "blocks":
             (upsampled,) = source.sources
@@ -490,7 +524,7 @@ class SparseBackend:
                                                           gate, plan.event_positions, plan.event_values)
         # a "blocks" node's dirty set holds coarse positions; only convolutions read such a node, from its wire
         run.dirty = plan.event_positions[:count]
-        run.wire = SparseWire(torch.from_numpy(run.dirty), torch.from_numpy(plan.event_values[:count]), run.shape,
+        run.wire = SparseWire(run.dirty, plan.event_values[:count], run.shape,
                               plan.block)
 
     def _convolution(self, run: _NodeRun) -> None:
@@ -499,16 +533,16 @@ class SparseBackend:
         node = run.node
         plan = self._convolutions[run.name]
         wire = source.wire
-        if run.fresh or plan.work(len(wire.positions), source.nonzero) > run.crossover:
+        if run.fresh or plan.work(len(wire.position_rows), source.nonzero) > run.crossover:
             run.value = channels_last(DENSE_OPS[node.kind](node, self.params[run.name], [source.value]))
             run.dirty, run.wire = None, run.value
             return
-        positions = wire.positions.numpy()
+        positions = wire.position_rows
         if plan.pointwise:
-            kernels.pointwise_scatter(positions, wire.values.numpy(), plan.weight, run.rows)
+            kernels.pointwise_scatter(positions, wire.value_rows, plan.weight, run.rows)
             run.dirty, run.wire = positions, run.value
             return
-        count = kernels.conv_scatter(positions, wire.values.numpy(), source.shape[2] // wire.block[1],
+        count = kernels.conv_scatter(positions, wire.value_rows, source.shape[2] // wire.block[1],
                                      plan.weight, plan.row_targets, plan.column_targets, run.rows, run.shape[2],
                                      run.stamp, run.epoch, run.dirty_buffer)
         run.dirty, run.wire = run.dirty_buffer[:count], run.value
@@ -575,7 +609,7 @@ class SparseBackend:
         for row, columns in enumerate(generator.random((count, channels)).argsort(1)[:, :per_row]):
             values[row, columns] = generator.standard_normal(per_row, dtype=np.float32)
         source.nonzero = count * per_row
-        source.wire = SparseWire(torch.from_numpy(positions), torch.from_numpy(values), source.shape, plan.block)
+        source.wire = SparseWire(positions, values, source.shape, plan.block)
         run.crossover = crossover
         run.fresh = False
         times = []
@@ -776,7 +810,7 @@ def _chain(backend: SparseBackend, run: _NodeRun) -> None:
     last.dirty = (plan.event_positions if plan else last.dirty_buffer)[:count]
     if plan:
         last.nonzero = nonzero
-        last.wire = SparseWire(torch.from_numpy(last.dirty), torch.from_numpy(plan.event_values[:count]), last.shape)
+        last.wire = SparseWire(last.dirty, plan.event_values[:count], last.shape)
     else:
         last.wire = last.value
 

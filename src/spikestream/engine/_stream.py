@@ -65,7 +65,8 @@ class TraceRecorder:
         counter, wire = self.counters[index], wires[self.sources[index]]
         work = self.trace.record_work
         if isinstance(wire, SparseWire):
-            return counter.count(wire.dense()) if work else counter.count_rows(wire.positions, wire.values, wire.block)
+            return counter.count(wire.dense()) if work else counter.count_rows(wire.position_rows, wire.value_rows,
+                                                                               wire.block)
         return counter.count(wire, work=work)
 
 
