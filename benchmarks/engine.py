@@ -168,24 +168,24 @@ def profile(model: str, threshold: float, video: str, count: int, rounds: int = 
                       for name, ms in sorted(per_frame.items(), key=lambda item: -item[1])]}
 
 
-def soak(model: str, threshold: float, total: int, warmup: int = 500) -> dict:
-    """Stream ``total`` frames (looped vtest.avi) through the sparse backend; report RSS growth after warm-up."""
+def soak(model: str, threshold: float, total: int, warmup: int = 500, pipeline: bool = False) -> dict:
+    """Stream ``total`` frames (looped vtest.avi) through the sparse backend, one frame at a time or
+    pipelined; report RSS growth after warm-up."""
     module, entry, frames = load_model_frames(model, "vtest.avi", 795)
     graph = to_sigma_delta(from_torch(module, entry.input_shape), threshold=threshold)
-    stream = Stream(graph, "sigma-delta", backend="sparse", record_work=False)
+    stream = Stream(graph, "sigma-delta", backend="sparse", record_work=False, pipeline=pipeline)
     samples = []
     baseline = None
     start = time.perf_counter()
-    for index in range(total):
-        stream.process(frames[index % len(frames)])
+    for index, _ in enumerate(stream(frames[i % len(frames)] for i in range(total))):
         if index + 1 == warmup:
             baseline = rss_mb()
         if (index + 1) % 500 == 0:
             samples.append((index + 1, rss_mb()))
     peak = max(rss for _, rss in samples if _ >= warmup)
-    return {"frames": total, "warmup": warmup, "rss_after_warmup_mb": baseline, "peak_rss_mb": peak,
-            "growth_mb": peak - baseline, "wall_s": time.perf_counter() - start, "samples": samples,
-            "trace_frames": stream.trace.frames}
+    return {"frames": total, "warmup": warmup, "pipelined": pipeline, "rss_after_warmup_mb": baseline,
+            "peak_rss_mb": peak, "growth_mb": peak - baseline, "wall_s": time.perf_counter() - start,
+            "samples": samples, "trace_frames": stream.trace.frames}
 
 
 def plot_rows(rows, path: Path, title: str) -> None:
@@ -238,8 +238,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="30 frames, no compile, short sweep and soak")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for every row (default: torch's; 1 stays fair on a shared machine)")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="timed passes per row, rows taking turns; each row keeps its fastest (default 3)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="timed passes per row, rows taking turns; each row keeps its fastest (default 5)")
     parser.add_argument("--out", type=Path, default=DOCS)
     args = parser.parse_args(argv)
     if args.threads:
@@ -269,6 +269,8 @@ def main(argv=None) -> int:
     results["reset_every_frame_sparse_over_dense"] = reset["sparse_ms"] / reset["dense_ms"]
     results["profile"] = profile(args.model, threshold, args.videos[0], frames, 1 if args.quick else args.rounds)
     results["soak"] = soak(args.model, threshold, 1000 if args.quick else args.soak, 200 if args.quick else 500)
+    results["soak_pipelined"] = soak(args.model, threshold, 1000 if args.quick else args.soak,
+                                     200 if args.quick else 500, pipeline=True)
     atomic_write_text(args.out / "performance.json", json.dumps(results, indent=2, default=float) + "\n")
     atomic_write_text(args.out / "performance.md", render(results, args, frames, threshold))
     print(f"wrote {args.out / 'performance.md'}")
@@ -331,7 +333,10 @@ def render(results: dict, args, frames: int, threshold: float) -> str:
               "## Memory over a long stream", "",
               f"{results['soak']['frames']} frames (looped vtest.avi) through the sparse backend: RSS after "
               f"{results['soak']['warmup']} warm-up frames {results['soak']['rss_after_warmup_mb']:.1f} MB, peak after "
-              f"{results['soak']['peak_rss_mb']:.1f} MB, growth {results['soak']['growth_mb']:.1f} MB.", ""]
+              f"{results['soak']['peak_rss_mb']:.1f} MB, growth {results['soak']['growth_mb']:.1f} MB; pipelined "
+              f"(two threads): after warm-up {results['soak_pipelined']['rss_after_warmup_mb']:.1f} MB, peak after "
+              f"{results['soak_pipelined']['peak_rss_mb']:.1f} MB, growth "
+              f"{results['soak_pipelined']['growth_mb']:.1f} MB.", ""]
     lines += render_profile(results["profile"])
     return "\n".join(lines)
 

@@ -118,13 +118,18 @@ def test_sparse_wire_densifies():
     assert dense.abs().sum() == 6.0
 
 
-def test_crossovers_measured_by_one_stream_can_be_given_to_another(graph, clip):
+def test_a_calibration_measured_by_one_stream_can_be_given_to_another(graph, clip):
     from spikestream.errors import InputError
 
-    measured = Stream(graph, "sigma-delta", backend="sparse").crossovers
-    assert set(measured) == {"c1", "c2", "c3", "c4", "t", "head"}
-    given = Stream(graph, "sigma-delta", backend="sparse", calibrate=measured)
-    assert given.crossovers == measured
-    assert {name: given.backend.runs[name].crossover for name in measured} == measured
+    measured = Stream(graph, "sigma-delta", backend="sparse")
+    assert set(measured.calibration) == {"c1", "c2", "c3", "c4", "t", "head"}
+    given = Stream(graph, "sigma-delta", backend="sparse", calibrate=measured.calibration)
+    assert given.crossovers == measured.crossovers and given.calibration == measured.calibration
+    for name, plan in given.backend._convolutions.items():  # every number the dense-or-sparse choice reads
+        other = measured.backend._convolutions[name]
+        assert (plan.row_cost, plan.full_work) == (other.row_cost, other.full_work)
+        assert given.backend.runs[name].crossover == measured.backend.runs[name].crossover
+    np.testing.assert_array_equal(np.stack([given.process(f) for f in clip.frames]),
+                                  np.stack([measured.process(f) for f in clip.frames]))
     with pytest.raises(InputError, match="no convolution fed by events is called relu"):
-        Stream(graph, "sigma-delta", backend="sparse", calibrate={"relu": 0.5})
+        Stream(graph, "sigma-delta", backend="sparse", calibrate={"relu": {"crossover": 0.5, "row_cost": 9.0}})

@@ -182,13 +182,13 @@ def _snn_passes(module: nn.Module, frames: list[torch.Tensor], steps: int) -> tu
 
 
 def _stream_pass(name: str, graph, frames: list[np.ndarray], backend: str, device: str,
-                 pipeline: bool = False, crossovers: dict[str, float] | None = None) -> tuple[TimedPass, Stream]:
+                 pipeline: bool = False, calibration: dict | None = None) -> tuple[TimedPass, Stream]:
     """A timed pass of a spikestream stream over ``frames``, from rest each time (the Trace cleared).
     A pipelined stream is iterated (``stream(frames)``), so that two frames are in flight; its warm-up
-    also profiles it and chooses where to cut it. ``crossovers``: another sparse stream's, so that both
+    also profiles it and chooses where to cut it. ``calibration``: another sparse stream's, so that both
     make the same dense-or-sparse decisions (by default the stream measures its own)."""
     stream = Stream(graph, "sigma-delta", backend=backend, record_work=False, pipeline=pipeline,
-                    calibrate=True if crossovers is None else crossovers,
+                    calibrate=True if calibration is None else calibration,
                     device=device if backend == "dense" else "cpu")
     warm_up = frames[:PROFILE_FRAMES + WARM_UP_FRAMES] if pipeline else frames[:WARM_UP_FRAMES]
     for _ in stream(warm_up):  # the first frame runs densely, later ones the sparse kernels (compiled on first use)
@@ -246,9 +246,9 @@ def run_bench(options: BenchOptions = BenchOptions()) -> dict:
     module.to(device)
     streams = {}  # by row name
     for name, backend, pipeline in STREAM_ROWS:
-        crossovers = streams["spikestream-sparse-sd"].crossovers if pipeline else None  # the same decisions
+        calibration = streams["spikestream-sparse-sd"].calibration if pipeline else None  # the same decisions
         passes[name], streams[name] = _stream_pass(name, graph, frames, backend, options.device, pipeline,
-                                                   crossovers)
+                                                   calibration)
     plan = streams[PIPELINED_ROW].pipeline_plan
     if plan is None:
         notes[PIPELINED_ROW] = (f"not pipelined: fewer than {WARM_UP_FRAMES + PROFILE_FRAMES} frames to profile "

@@ -225,6 +225,11 @@ class _ConvolutionPlan:
     row_cost: float  # cost of one event row in units of one non-zero value (calibrated)
     full_work: float  # work units of every input row sending every value
     pointwise: bool  # 1x1, stride 1, unpadded, on pixel events: each event reaches its own pixel only
+    input_rows: int  # event rows at full activity (input pixels, or blocks)
+
+    def set_row_cost(self, row_cost: float) -> None:
+        self.row_cost = row_cost
+        self.full_work = self.input_rows * (row_cost + self.weight.shape[0])
 
     def work(self, wire_rows: int, nonzero: int) -> float:
         """This step's events as a share of full-activity work."""
@@ -279,6 +284,7 @@ class SparseBackend:
         self._input_value: Tensor | None = None
         self._gates: dict[str, Tensor] = {}
         self.node_seconds: dict[str, float] | None = None  # per-node wall time, once profile() is called
+        self.calibration: dict[str, dict[str, float]] = {}  # per layer: crossover and row_cost (see calibrate)
         self._stages = [list(self.runs.values())]  # see split
         self._mirrors: dict[str, _NodeRun] = {}  # by the name of the node they copy, in an earlier stage
 
@@ -548,15 +554,18 @@ class SparseBackend:
         run.dirty, run.wire = run.dirty_buffer[:count], run.value
 
     # --- calibration ---------------------------------------------------------------------------------
-    def use_crossovers(self, crossovers: dict[str, float]) -> dict[str, float]:
-        """Take crossovers measured before (``calibrate``'s result, e.g. another stream's); returns them."""
-        unknown = sorted(set(crossovers) - set(self._convolutions))
+    def use_calibration(self, calibration: dict[str, dict[str, float]]) -> dict[str, float]:
+        """Take what ``calibrate`` measured before (its ``calibration``, e.g. another stream's), so that
+        both make the same dense-or-sparse decisions; returns {layer: crossover}."""
+        unknown = sorted(set(calibration) - set(self._convolutions))
         if unknown:
             raise InputError(f"no convolution fed by events is called {', '.join(unknown)}; "
-                             f"crossovers are for: {', '.join(self._convolutions)}")
-        for name, crossover in crossovers.items():
-            self.runs[name].crossover = float(crossover)
-        return dict(crossovers)
+                             f"a calibration is for: {', '.join(self._convolutions)}")
+        for name, measured in calibration.items():
+            self._convolutions[name].set_row_cost(float(measured["row_cost"]))
+            self.runs[name].crossover = float(measured["crossover"])
+        self.calibration = {name: dict(measured) for name, measured in calibration.items()}
+        return {name: measured["crossover"] for name, measured in calibration.items()}
 
     def calibrate(self, fractions=(0.01, 0.05, 0.2), repeats: int = 5) -> dict[str, float]:
         """Measure, per convolution fed by events, when the dense path becomes faster. Call it before
@@ -566,7 +575,8 @@ class SparseBackend:
         and with one non-zero value per row (the fastest of ``repeats`` runs, robust to a busy
         machine, each after flushing the core's cache as streaming does), fits time = a + b·rows +
         c·values, and sets the crossover at the share of full-activity work where that meets the
-        dense convolution's time. Returns {layer: crossover}.
+        dense convolution's time. Returns {layer: crossover}; ``calibration`` keeps both measured
+        numbers of each layer (``use_calibration`` gives them to another backend).
         """
         generator = np.random.default_rng(0)
         crossovers = {}
@@ -586,12 +596,12 @@ class SparseBackend:
             design = np.array([(1.0, r, v) for r, v, _ in samples])
             (intercept, row_time, value_time), *_ = np.linalg.lstsq(design, np.array([t for *_, t in samples]))
             if value_time > 0 and row_time > 0:
-                plan.row_cost = row_time / value_time
-                plan.full_work = coarse_pixels * (plan.row_cost + channels)
+                plan.set_row_cost(row_time / value_time)
                 crossover = (dense_time - intercept) / value_time / plan.full_work
             else:  # timings too noisy to fit: keep the default
                 crossover = DEFAULT_CROSSOVER
             run.crossover = crossovers[name] = float(np.clip(crossover, 0.0, 1.0))
+            self.calibration[name] = {"crossover": run.crossover, "row_cost": plan.row_cost}
         self.reset(1)  # calibration wrote into the accumulators
         return crossovers
 
@@ -663,7 +673,7 @@ def _convolution_plan(run: _NodeRun, block: tuple[int, int]) -> _ConvolutionPlan
     pointwise = (node.kind == "Conv2d" and node.kernel_size == (1, 1) and node.stride == (1, 1)
                  and node.padding == (0, 0) and block == (1, 1))
     return _ConvolutionPlan(np.ascontiguousarray(weight.reshape(in_channels, -1)), *tables, row_cost,
-                            coarse_pixels * (row_cost + in_channels), pointwise)
+                            coarse_pixels * (row_cost + in_channels), pointwise, coarse_pixels)
 
 
 def _target_table(size: int, out_size: int, kernel: int, stride: int, padding: int, dilation: int,

@@ -86,17 +86,18 @@ class Stream:
     def __init__(self, graph: ir.Graph, encoding: str | Encoding = "sigma-delta", backend: str = "dense",
                  mask: MaskSource | None = None, keyframe: int | KeyframePolicy | None = None, *,
                  tile: tuple[int, int] = (16, 16), record_work: bool = True, count: bool = True,
-                 calibrate: bool | dict[str, float] = True, pipeline: bool = False,
+                 calibrate: bool | dict[str, dict[str, float]] = True, pipeline: bool = False,
                  device: torch.device | str = "cpu"):
         self.graph = graph
         self.encoding = make_encoding(encoding) if isinstance(encoding, str) else encoding
         self.backend = make_backend(backend, graph, device)
         # the sparse backend measures, per layer, where dense execution becomes faster
-        # (or takes those another stream measured: ``calibrate=other.crossovers``, for identical decisions)
+        # (or takes what another stream measured: ``calibrate=other.calibration``, for identical decisions)
         if isinstance(calibrate, dict):
-            self.crossovers = self.backend.use_crossovers(calibrate) if calibrate else {}
+            self.crossovers = self.backend.use_calibration(calibrate) if calibrate else {}
         else:
             self.crossovers = self.backend.calibrate() if calibrate and hasattr(self.backend, "calibrate") else {}
+        self.calibration = dict(getattr(self.backend, "calibration", {}))
         self.device = torch.device(device)
         self.keyframe = keyframe if isinstance(keyframe, KeyframePolicy) else KeyframePolicy(keyframe)
         self.mask = mask
