@@ -26,7 +26,7 @@ from torch import nn
 
 from spikestream import __version__
 from spikestream._progress import progress, status
-from spikestream.engine import PROFILE_FRAMES, Stream
+from spikestream.engine import PLANNING_FRAMES, Stream
 from spikestream.errors import InputError
 from spikestream.frontend import from_torch
 from spikestream.passes import to_sigma_delta
@@ -190,7 +190,7 @@ def _stream_pass(name: str, graph, frames: list[np.ndarray], backend: str, devic
     stream = Stream(graph, "sigma-delta", backend=backend, record_work=False, pipeline=pipeline,
                     calibrate=True if calibration is None else calibration,
                     device=device if backend == "dense" else "cpu")
-    warm_up = frames[:PROFILE_FRAMES + WARM_UP_FRAMES] if pipeline else frames[:WARM_UP_FRAMES]
+    warm_up = frames[:PLANNING_FRAMES] if pipeline else frames[:WARM_UP_FRAMES]
     for _ in stream(warm_up):  # the first frame runs densely, later ones the sparse kernels (compiled on first use)
         pass
 
@@ -251,12 +251,11 @@ def run_bench(options: BenchOptions = BenchOptions()) -> dict:
                                                    calibration)
     plan = streams[PIPELINED_ROW].pipeline_plan
     if plan is None:
-        notes[PIPELINED_ROW] = (f"not pipelined: fewer than {WARM_UP_FRAMES + PROFILE_FRAMES} frames to profile "
-                                "it on, or no place to cut the graph")
+        notes[PIPELINED_ROW] = "not pipelined: too few frames to profile it on, or no place to cut the graph"
     else:
-        notes[PIPELINED_ROW] = (f"two frames at once on two threads, cut after {plan.after} (stages measured at "
-                                f"{plan.stage_ms[0]:.2f} and {plan.stage_ms[1]:.2f} ms); latency per frame is "
-                                "the sparse row's")
+        notes[PIPELINED_ROW] = (f"two frames at once on two threads, cut after {plan.after} (of "
+                                f"{len(plan.trials)} cuts tried; one at a time its stages took {plan.stage_ms[0]:.2f} "
+                                f"and {plan.stage_ms[1]:.2f} ms); latency per frame is the sparse row's")
     if options.external_snns:
         snn_passes, snn_notes = _snn_passes(module.cpu(), tensors[:options.snn_frames], options.snn_steps)
         passes.update(snn_passes)

@@ -7,9 +7,13 @@ in order, so every output is bit for bit what one-frame-at-a-time execution give
 rebuilds the reconstructions it reads from the first stage's events: ``SparseBackend.split``).
 Throughput comes near the slower stage's time per frame; latency stays that of both stages.
 
-Where to cut is measured: the first ``PROFILE_FRAMES`` frames run one at a time with every node,
-the frame preparation and every layer's counting timed, and the cut that best balances the two
-stages is taken (``balanced_cut``).
+Where to cut is measured, in two steps. First ``PROFILE_FRAMES`` frames run one at a time with every
+node, the frame preparation and every layer's counting timed, which estimates each possible cut's
+two stage times (``stage_estimates``). Two threads do not run as fast as those estimates say (they
+share the GIL and the memory bus, and the first stage also reads the frames), so the next frames
+then run pipelined, ``TRIAL_FRAMES`` at each of the cuts around the best-balanced estimate (in
+short windows, the cuts taking turns, each keeping its fastest window), and the fastest cut is kept
+(``Stream.pipeline_plan`` holds its estimate and every trial).
 
 The worker thread runs the first stage and reads the frames; the caller's thread runs the second
 stage and receives the outputs in order. Numba kernels and torch operators release the GIL, which
@@ -18,11 +22,12 @@ is why two Python threads can keep two cores busy.
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -32,21 +37,27 @@ from spikestream.engine._executor import StepResult
 from spikestream.engine._frames import as_frame
 from spikestream.engine._sparse import Handed, SparseBackend
 
-PROFILE_FRAMES = 8  # frames run one at a time, timed, before the cut is chosen
+PROFILE_FRAMES = 8  # frames run one at a time, timed, to estimate each cut's stage times
+TRIAL_FRAMES = 24  # then frames run pipelined per candidate cut, timed, to choose among them ...
+TRIAL_ROUNDS = 2  # ... in this many windows, the candidates taking turns
+TRIED_LATER = 2  # candidates: the best-balanced estimate, the cut before it and this many after it
+PLANNING_FRAMES = 1 + PROFILE_FRAMES + (TRIED_LATER + 2) * TRIAL_FRAMES  # at most, from a reset
 _QUEUE_FRAMES = 2  # frames the first stage may run ahead of the second
 _END = object()  # the first stage has read every frame
 
 
 @dataclass
 class PipelinePlan:
-    """The chosen cut and the measured times behind it (ms per frame, from the profiled frames)."""
+    """The chosen cut and the measured times behind it (ms per frame)."""
 
     after: str  # the last node of the first stage
-    stage_ms: tuple[float, float]  # estimated time per frame of each stage at this cut
+    stage_ms: tuple[float, float]  # each stage's time per frame at this cut, from the frames run one at a time
     serial_ms: float  # both stages one after the other (one frame at a time)
+    trials: dict[str, float] = field(default_factory=dict)  # pipelined ms per frame of each cut tried
 
     def as_dict(self) -> dict:
-        return {"after": self.after, "stage_ms": list(self.stage_ms), "serial_ms": self.serial_ms}
+        return {"after": self.after, "stage_ms": list(self.stage_ms), "serial_ms": self.serial_ms,
+                "trials_ms": dict(self.trials)}
 
 
 @dataclass
@@ -132,32 +143,38 @@ class _Halves:
             self.timings[key] = self.timings.get(key, 0.0) + time.perf_counter() - start
 
 
-def balanced_cut(backend: SparseBackend, node_seconds: dict[str, float], timings: dict[str, float],
-                 layer_sources: list[str], frames: int) -> PipelinePlan:
-    """The split point whose two stages' measured times per frame are closest to equal (the smaller
-    of the two maxima). Stage 0 pays the frame preparation and the counting of the layers fed by its
-    nodes; stage 1 the rest of the counting and the output."""
+def stage_estimates(backend: SparseBackend, node_seconds: dict[str, float], timings: dict[str, float],
+                    layer_sources: list[str], frames: int) -> dict[str, PipelinePlan]:
+    """For every split point, the two stages' times per frame from the frames run one at a time.
+    Stage 0 pays the frame preparation and the counting of the layers fed by its nodes; stage 1
+    the rest of the counting and the output."""
     order = list(backend.runs)
     counted = {name: 0.0 for name in order}
     for i, source in enumerate(layer_sources):
         counted[source] += timings.get(f"count:{i}", 0.0)
     per_node = [node_seconds.get(name, 0.0) + counted[name] for name in order]
     total = timings.get("prepare", 0.0) + sum(per_node) + timings.get("finish", 0.0)
-    best = None
+    estimates = {}
     for point in backend.split_points():
         first = timings.get("prepare", 0.0) + sum(per_node[:order.index(point) + 1])
-        stages = (first, total - first)
-        if best is None or max(stages) < max(best[1]):
-            best = (point, stages)
-    point, stages = best
-    return PipelinePlan(point, tuple(1000 * s / frames for s in stages), 1000 * total / frames)
+        estimates[point] = PipelinePlan(point, (1000 * first / frames, 1000 * (total - first) / frames),
+                                        1000 * total / frames)
+    return estimates
+
+
+def balanced_cut(backend: SparseBackend, node_seconds: dict[str, float], timings: dict[str, float],
+                 layer_sources: list[str], frames: int) -> PipelinePlan:
+    """The split point whose two stages' estimated times are closest to equal (the smaller of the two
+    maxima; see ``stage_estimates``)."""
+    estimates = stage_estimates(backend, node_seconds, timings, layer_sources, frames)
+    return min(estimates.values(), key=lambda plan: max(plan.stage_ms))
 
 
 def pipelined(stream, frames: Iterable) -> Iterator[np.ndarray]:
     """Stream.__call__ as a two-stage pipeline (see the module docstring); outputs in frame order."""
     backend: SparseBackend = stream.backend
     iterator = iter(frames)
-    if stream.pipeline_plan is None:  # profile, one frame at a time, then cut
+    if stream.pipeline_plan is None:  # profile one frame at a time, estimate, try the best cuts, keep one
         backend.split(None)
         if stream.frame_index == 0:  # the first frame after a reset runs densely: not what the stages will see
             for frame in iterator:
@@ -178,8 +195,25 @@ def pipelined(stream, frames: Iterable) -> Iterator[np.ndarray]:
             backend.node_seconds = previous_timer
         if profiled < PROFILE_FRAMES:
             return
-        stream.pipeline_plan = balanced_cut(backend, node_seconds, timings, stream.recorder.sources, profiled)
-        backend.split(stream.pipeline_plan.after)
+        estimates = stage_estimates(backend, node_seconds, timings, stream.recorder.sources, profiled)
+        points = list(estimates)
+        balanced = points.index(balanced_cut(backend, node_seconds, timings, stream.recorder.sources,
+                                             profiled).after)
+        trials: dict[str, float] = {}
+        candidates = points[max(0, balanced - 1):balanced + 1 + TRIED_LATER]
+        window = TRIAL_FRAMES // TRIAL_ROUNDS
+        for point in candidates * TRIAL_ROUNDS:  # in turns, each keeping its fastest: robust to a neighbour's burst
+            backend.split(point)
+            start, count = time.perf_counter(), 0
+            for output in _run_stages(stream, itertools.islice(iterator, window)):
+                yield output
+                count += 1
+            if count < window:  # the frames ran out: keep what was measured in full
+                break
+            trials[point] = min(trials.get(point, np.inf), 1000 * (time.perf_counter() - start) / count)
+        chosen = min(trials, key=trials.get) if trials else points[balanced]
+        stream.pipeline_plan = replace(estimates[chosen], trials=trials)
+        backend.split(chosen)
     yield from _run_stages(stream, iterator)
 
 
