@@ -806,23 +806,20 @@ def _chain(backend: SparseBackend, run: _NodeRun) -> None:
         positions = positions[:count]
     else:
         positions = run.sources[0].dirty
-    outputs = {member.node.kind: member for member in chain}
     last = chain[-1]
     plan = backend._sigma_deltas.get(last.name)
-    sigma_delta = outputs.get("SigmaDelta")
-    count, nonzero = kernels.elementwise_rows(
-        tuple(s.rows for s in run.sources), positions, "ReLU" in outputs,
-        last.rows if last.node.kind == "ReLU" else _NO_ROWS,
-        sigma_delta.rows if sigma_delta else _NO_ROWS, plan.threshold if plan else _NO_ROWS,
-        plan.event_positions if plan else last.dirty_buffer, plan.event_values if plan else _NO_ROWS)
+    if plan is None:  # ends at a ReLU: its changed rows are the dirty set
+        count, _ = kernels.elementwise_rows(tuple(s.rows for s in run.sources), positions, True, last.rows,
+                                            _NO_ROWS, _NO_ROWS, last.dirty_buffer, _NO_ROWS)
+        last.dirty, last.wire = last.dirty_buffer[:count], last.value
+    else:
+        count, last.nonzero = kernels.elementwise_rows(
+            tuple(s.rows for s in run.sources), positions, chain[-2].node.kind == "ReLU", _NO_ROWS, last.rows,
+            plan.threshold, plan.event_positions, plan.event_values)
+        last.dirty = plan.event_positions[:count]
+        last.wire = SparseWire(last.dirty, plan.event_values[:count], last.shape)
     for member in chain[:-1]:  # read by nobody but the next member, and not stored (see _elementwise_chains)
         member.dirty, member.wire = positions, member.value
-    last.dirty = (plan.event_positions if plan else last.dirty_buffer)[:count]
-    if plan:
-        last.nonzero = nonzero
-        last.wire = SparseWire(last.dirty, plan.event_values[:count], last.shape)
-    else:
-        last.wire = last.value
 
 
 def _done_by_chain(backend: SparseBackend, run: _NodeRun) -> None:
