@@ -4,7 +4,8 @@ A video is a stream, so a network can work like a two-stage production line, as 
 do: while the second stage computes the deep layers of frame t, the first stage already reads frame
 t + 1 and computes the first layers. Each stage keeps its own nodes' state and processes the frames
 in order, so every output is bit for bit what one-frame-at-a-time execution gives (the second stage
-rebuilds the reconstructions it reads from the first stage's events: ``SparseBackend.split``).
+keeps copies of the first stage's nodes it reads, updated from the rows they changed:
+``SparseBackend.split``).
 Throughput comes near the slower stage's time per frame; latency stays that of both stages.
 
 Where to cut is measured, in two steps. First ``PROFILE_FRAMES`` frames run one at a time with every
