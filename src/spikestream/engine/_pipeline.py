@@ -99,7 +99,7 @@ class _Halves:
         start = time.perf_counter()
         x = as_frame(frame, stream.input_shape).to(stream.device)
         steps, stream.encoder_state = stream.encoding.encode(x, stream.encoder_state)
-        gates = stream._gates(x)
+        gates = stream.gates(x)
         self._time("prepare", start)
         result = self.backend.run_stage(0, steps[0][None], gates)
         counts = self._count(result.wires, self.first_layers)

@@ -129,7 +129,9 @@ class Stream:
         self.frame_index = 0
         self.last_step: StepResult | None = None  # values and wires of the latest time step, for probes
 
-    def _gates(self, x: Tensor) -> dict[str, Tensor] | None:
+    def gates(self, x: Tensor) -> dict[str, Tensor] | None:
+        """The mask of the current frame as gates of the input sigma-delta nodes ({node: (1, 1, H, W)}),
+        or None without a mask."""
         if self.mask is None:
             return None
         mask = self.mask(self.frame_index, x) if callable(self.mask) else self.mask
@@ -151,7 +153,7 @@ class Stream:
             if keyframe and self.keyframe.refresh:
                 self.encoder_state = self.encoding.init_state(self.input_shape)
         steps, self.encoder_state = self.encoding.encode(x, self.encoder_state)  # (T, *input_shape)
-        gates = self._gates(x)
+        gates = self.gates(x)
         outputs, totals = [], None
         with torch.no_grad():
             for x_t in steps:
