@@ -23,6 +23,7 @@ is why two Python threads can keep two cores busy.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import queue
 import threading
@@ -206,9 +207,10 @@ def pipelined(stream, frames: Iterable) -> Iterator[np.ndarray]:
         for point in candidates * TRIAL_ROUNDS:  # in turns, each keeping its fastest: robust to a neighbour's burst
             backend.split(point)
             start, count = time.perf_counter(), 0
-            for output in _run_stages(stream, itertools.islice(iterator, window)):
-                yield output
-                count += 1
+            with contextlib.closing(_run_stages(stream, itertools.islice(iterator, window))) as outputs:
+                for output in outputs:  # (closed at once if our consumer stops: its worker must finish)
+                    yield output
+                    count += 1
             if count < window:  # the frames ran out: keep what was measured in full
                 break
             trials[point] = min(trials.get(point, np.inf), 1000 * (time.perf_counter() - start) / count)
