@@ -98,9 +98,7 @@ class _Halves:
     def first(self, frame, index: int) -> _InFlight:
         stream = self.stream
         start = time.perf_counter()
-        x = as_frame(frame, stream.input_shape).to(stream.device)
-        steps, stream.encoder_state = stream.encoding.encode(x, stream.encoder_state)
-        gates = stream.gates(x)
+        steps, gates = stream.encode(as_frame(frame, stream.input_shape).to(stream.device))
         self._time("prepare", start)
         result = self.backend.run_stage(0, steps[0][None], gates)
         counts = self._count(result.wires, self.first_layers)

@@ -192,9 +192,15 @@ class Handed:
         if self.positions is None:
             mirror.value.copy_(self.rows)
         else:
-            kernels.copy_rows(self.rows, self.positions, mirror.rows)
+            mirror.rows[self.positions] = self.rows
         mirror.dirty, mirror.nonzero = self.positions, self.nonzero
         mirror.wire = mirror.value if self.events is None else SparseWire(self.positions, self.events, mirror.shape)
+
+
+def _copy_whole(run: _NodeRun, mirror: _NodeRun) -> None:
+    """Start ``mirror`` as a copy of ``run``'s current value (same memory layout), all of it changed."""
+    mirror.value = run.value.clone()
+    mirror.dirty, mirror.wire = None, mirror.value
 
 
 class StageResult(NamedTuple):
@@ -223,13 +229,13 @@ class _ConvolutionPlan:
     row_targets: np.ndarray  # (H_in, k_h) output row reached from input row y through kernel row k, or −1
     column_targets: np.ndarray  # (W_in, k_w)
     row_cost: float  # cost of one event row in units of one non-zero value (calibrated)
-    full_work: float  # work units of every input row sending every value
     pointwise: bool  # 1x1, stride 1, unpadded, on pixel events: each event reaches its own pixel only
     input_rows: int  # event rows at full activity (input pixels, or blocks)
 
-    def set_row_cost(self, row_cost: float) -> None:
-        self.row_cost = row_cost
-        self.full_work = self.input_rows * (row_cost + self.weight.shape[0])
+    @property
+    def full_work(self) -> float:
+        """Work units of every input row sending every value."""
+        return self.input_rows * (self.row_cost + self.weight.shape[0])
 
     def work(self, wire_rows: int, nonzero: int) -> float:
         """This step's events as a share of full-activity work."""
@@ -379,8 +385,7 @@ class SparseBackend:
                     self.state[name] = STATEFUL[node.kind].init_state((1, *run.shape), self.device)
             run.fresh = True
         for name, mirror in self._mirrors.items():
-            mirror.value = self.runs[name].value.clone()
-            mirror.dirty, mirror.wire = None, mirror.value
+            _copy_whole(self.runs[name], mirror)
 
     # --- stages ----------------------------------------------------------------------------------
     @property
@@ -433,9 +438,8 @@ class SparseBackend:
             for i, source in enumerate(run.sources):
                 if source.name in first:
                     if source.name not in self._mirrors:
-                        mirror = self._mirrors[source.name] = _NodeRun(source.node, source.shape, [])
-                        mirror.value = source.value.clone()  # same memory layout as the original
-                        mirror.wire = mirror.value
+                        self._mirrors[source.name] = _NodeRun(source.node, source.shape, [])
+                        _copy_whole(source, self._mirrors[source.name])
                     run.sources[i] = self._mirrors[source.name]
         self._stages = [order[:cut], order[cut:]]
 
@@ -562,7 +566,7 @@ class SparseBackend:
             raise InputError(f"no convolution fed by events is called {', '.join(unknown)}; "
                              f"a calibration is for: {', '.join(self._convolutions)}")
         for name, measured in calibration.items():
-            self._convolutions[name].set_row_cost(float(measured["row_cost"]))
+            self._convolutions[name].row_cost = float(measured["row_cost"])
             self.runs[name].crossover = float(measured["crossover"])
         self.calibration = {name: dict(measured) for name, measured in calibration.items()}
         return {name: measured["crossover"] for name, measured in calibration.items()}
@@ -596,7 +600,7 @@ class SparseBackend:
             design = np.array([(1.0, r, v) for r, v, _ in samples])
             (intercept, row_time, value_time), *_ = np.linalg.lstsq(design, np.array([t for *_, t in samples]))
             if value_time > 0 and row_time > 0:
-                plan.set_row_cost(row_time / value_time)
+                plan.row_cost = row_time / value_time
                 crossover = (dense_time - intercept) / value_time / plan.full_work
             else:  # timings too noisy to fit: keep the default
                 crossover = DEFAULT_CROSSOVER
@@ -672,8 +676,8 @@ def _convolution_plan(run: _NodeRun, block: tuple[int, int]) -> _ConvolutionPlan
     coarse_pixels = in_height // block[0] * (in_width // block[1])
     pointwise = (node.kind == "Conv2d" and node.kernel_size == (1, 1) and node.stride == (1, 1)
                  and node.padding == (0, 0) and block == (1, 1))
-    return _ConvolutionPlan(np.ascontiguousarray(weight.reshape(in_channels, -1)), *tables, row_cost,
-                            coarse_pixels * (row_cost + in_channels), pointwise, coarse_pixels)
+    return _ConvolutionPlan(np.ascontiguousarray(weight.reshape(in_channels, -1)), *tables, row_cost, pointwise,
+                            coarse_pixels)
 
 
 def _target_table(size: int, out_size: int, kernel: int, stride: int, padding: int, dilation: int,

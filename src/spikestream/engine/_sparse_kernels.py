@@ -82,16 +82,6 @@ def sigma_delta_rows(source, positions, reconstruction, threshold, gate, event_p
 
 
 @_kernel
-def copy_rows(rows, positions, out):
-    """out[positions[i]] = rows[i]: a later pipeline stage's copy of a node takes the rows it changed."""
-    for i in range(positions.shape[0]):
-        target = out[positions[i]]
-        source = rows[i]
-        for c in range(target.shape[0]):
-            target[c] = source[c]
-
-
-@_kernel
 def sigma_delta_planes(source, reconstruction, threshold, gate, sends, event_positions, event_values):
     """Send-on-delta over every pixel of planar (C, P) maps, for a node fed by the dense input.
 

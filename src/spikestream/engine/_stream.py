@@ -129,6 +129,12 @@ class Stream:
         self.frame_index = 0
         self.last_step: StepResult | None = None  # values and wires of the latest time step, for probes
 
+    def encode(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor] | None]:
+        """A frame (from ``as_frame``) as the network's inputs (T, *input_shape), advancing the
+        encoder's state, and the current frame's gates (``gates``)."""
+        steps, self.encoder_state = self.encoding.encode(x, self.encoder_state)
+        return steps, self.gates(x)
+
     def gates(self, x: Tensor) -> dict[str, Tensor] | None:
         """The mask of the current frame as gates of the input sigma-delta nodes ({node: (1, 1, H, W)}),
         or None without a mask."""
@@ -152,8 +158,7 @@ class Stream:
             self.backend.reset(1)
             if keyframe and self.keyframe.refresh:
                 self.encoder_state = self.encoding.init_state(self.input_shape)
-        steps, self.encoder_state = self.encoding.encode(x, self.encoder_state)  # (T, *input_shape)
-        gates = self.gates(x)
+        steps, gates = self.encode(x)
         outputs, totals = [], None
         with torch.no_grad():
             for x_t in steps:
